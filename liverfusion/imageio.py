@@ -1,0 +1,121 @@
+"""Reading and writing images with their geometry (origin, spacing, direction) intact.
+
+Every reader returns a SimpleITK image so that geometry travels with the pixels; every writer is
+atomic, because a half-written NIfTI that looks complete is worse than no file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import SimpleITK as sitk
+
+from .errors import InputError
+
+IMAGE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
+
+
+def read_image(path: str | os.PathLike, label: bool = False) -> sitk.Image:
+    """Read a 3-D image from a NIfTI/NRRD/MHA file or a DICOM series folder.
+
+    Images come back as float32 (so arithmetic never overflows), labels as uint8.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file or folder")
+    image = _read_dicom_folder(path) if path.is_dir() else _read_file(path)
+    if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
+        raise InputError(f"{path}: expected a 3-D scalar image, got {image.GetDimension()}-D with "
+                         f"{image.GetNumberOfComponentsPerPixel()} component(s)")
+    if min(image.GetSize()) < 2 and not label:
+        raise InputError(f"{path}: expected a 3-D image, got size {image.GetSize()} (a single slice)")
+    return sitk.Cast(image, sitk.sitkUInt8 if label else sitk.sitkFloat32)
+
+
+def _read_file(path: Path) -> sitk.Image:
+    try:
+        image = sitk.ReadImage(str(path))
+    except RuntimeError as exc:
+        raise InputError(f"{path}: not a readable image ({_first_line(exc)})") from None
+    if image.GetDimension() == 4 and image.GetSize()[3] == 1:
+        image = image[:, :, :, 0]
+    return image
+
+
+def _read_dicom_folder(path: Path) -> sitk.Image:
+    series = dicom_series_files(path)
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(series)
+    try:
+        return reader.Execute()
+    except RuntimeError as exc:
+        raise InputError(f"{path}: DICOM series could not be read ({_first_line(exc)})") from None
+
+
+def dicom_series_files(path: str | os.PathLike) -> list[str]:
+    """The files of the largest DICOM series in a folder, sorted along the slice normal."""
+    ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(path))
+    if not ids:
+        raise InputError(f"{path}: folder holds no DICOM series")
+    files = [sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(path), i) for i in ids]
+    return list(max(files, key=len))
+
+
+def _first_line(exc: Exception) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return lines[-1][:160] if lines else type(exc).__name__
+
+
+def write_image(image: sitk.Image, path: str | os.PathLike, compress: bool = True) -> Path:
+    """Write atomically: to a temporary name in the same folder, then rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".nii.gz") else path.suffix
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        sitk.WriteImage(image, tmp, compress)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def write_text(text: str, path: str | os.PathLike) -> Path:
+    """Write a text file atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+    return path
+
+
+@contextlib.contextmanager
+def staged_output(out_dir: str | os.PathLike) -> Iterator[Path]:
+    """Yield a scratch folder; on success move its files into `out_dir`, on failure leave `out_dir` untouched.
+
+    A run that fails half-way therefore never leaves a partial set of outputs for a user to mistake
+    for a finished one.
+    """
+    out_dir = Path(out_dir)
+    parent = out_dir.resolve().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=parent))
+    try:
+        yield stage
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for item in sorted(stage.iterdir()):
+            target = out_dir / item.name
+            if target.is_dir():
+                shutil.rmtree(target)
+            os.replace(item, target)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)

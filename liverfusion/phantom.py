@@ -57,21 +57,28 @@ def _rotation(angles: np.ndarray) -> np.ndarray:
     return np.array(t.GetMatrix()).reshape(3, 3)
 
 
-def patient_motion(anat: A.Anatomy, rng: np.random.Generator, still: bool) -> sitk.Transform:
-    """Map from a point of this acquisition to the world: rigid motion, then a breathing shift.
+def patient_motion(anat: A.Anatomy, rng: np.random.Generator, still: bool) -> tuple[sitk.Transform, sitk.Transform]:
+    """Patient movement for one acquisition: (image point -> world point, world point -> image point).
 
-    The breathing shift is a smooth craniocaudal displacement, largest at the liver (up to 20 mm) and
-    fading with distance, as the diaphragm pushes the liver.
+    Rigid motion, then a breathing shift: a smooth craniocaudal displacement, largest at the liver
+    (5 to 20 mm) and fading with distance, as the diaphragm pushes the liver. The second transform is the
+    inverse, i.e. the moving->reference transform in ITK's resampling convention, the truth that our
+    registration estimates.
     """
     if still:
-        return sitk.TranslationTransform(3)
+        return sitk.TranslationTransform(3), sitk.TranslationTransform(3)
     rigid = sitk.Euler3DTransform()
     rigid.SetRotation(*map(float, np.deg2rad(rng.uniform(-4, 4, 3))))
     rigid.SetTranslation(tuple(float(v) for v in rng.uniform(-12, 12, 3)))
-    return sitk.CompositeTransform([_breathing(anat, rng), rigid])
+    field = _breathing_field(anat, rng)
+    inverse_field = sitk.InvertDisplacementField(field, maximumNumberOfIterations=50,
+                                                 enforceBoundaryCondition=True)
+    forward = sitk.CompositeTransform([sitk.DisplacementFieldTransform(sitk.Image(field)), rigid])
+    inverse = sitk.CompositeTransform([rigid.GetInverse(), sitk.DisplacementFieldTransform(inverse_field)])
+    return forward, inverse
 
 
-def _breathing(anat: A.Anatomy, rng: np.random.Generator) -> sitk.Transform:
+def _breathing_field(anat: A.Anatomy, rng: np.random.Generator) -> sitk.Image:
     liver = np.isin(anat.tissue, (A.LIVER, A.VESSEL)) | (anat.tissue >= A.LESION_BASE)
     coarse = 4
     weight = ndimage.gaussian_filter(liver[::coarse, ::coarse, ::coarse].astype(np.float32), 4)
@@ -83,7 +90,7 @@ def _breathing(anat: A.Anatomy, rng: np.random.Generator) -> sitk.Transform:
     image = sitk.GetImageFromArray(field, isVector=True)
     image.SetSpacing((anat.spacing_mm * coarse,) * 3)
     image.SetOrigin(anat.origin_mm)
-    return sitk.DisplacementFieldTransform(image)
+    return image
 
 
 def world_image(array: np.ndarray, anat: A.Anatomy) -> sitk.Image:
@@ -157,7 +164,7 @@ def make_case(out_dir: str | Path, seed: int, protocol: str = "ct-mri", small: b
         for role in roles:
             acq = acquisition_for(role, rng, small)
             still = role == info["reference"]
-            motion = patient_motion(anat, rng, still)
+            motion, truth = patient_motion(anat, rng, still)
             direction = random_direction(rng, 0 if role != "mri" else 8)
             center = body_center + (0 if still else rng.uniform(-15, 15, 3))
             grid = acquisition_grid(acq, direction, center)
@@ -166,15 +173,15 @@ def make_case(out_dir: str | Path, seed: int, protocol: str = "ct-mri", small: b
             image = add_mri_physics(image, rng) if role == "mri" else add_ct_noise(image, rng)
             write_image(image, stage / f"{role}.nii.gz")
             write_image(label, stage / f"label_{role}.nii.gz")
-            sitk.WriteTransform(motion, str(stage / f"truth_transform_{role}.h5"))
+            sitk.WriteTransform(truth, str(stage / f"truth_transform_{role}.h5"))
             info["images"][role] = {"spacing_mm": list(acq.spacing), "size": list(grid.GetSize()),
                                     "direction": direction.flatten().round(6).tolist(),
                                     "truth_transform": f"truth_transform_{role}.h5"}
         info["lesions"] = [{"type": les.kind, "malignant": les.malignant, "diameter_mm": round(les.diameter_mm, 1),
                             "center_world_mm": [round(v, 2) for v in les.center_mm]} for les in anat.lesions]
         info["malignant"] = any(les.malignant for les in anat.lesions)
-        info["transforms_note"] = ("truth_transform_<role>.h5 maps a point of that image to the common world frame; "
-                                   "the reference's is the identity, so it also maps moving points onto the reference")
+        info["transforms_note"] = ("truth_transform_<role>.h5 maps a point of the reference's frame to the same "
+                                   "anatomy in that image (ITK resampling convention, like transform_<role>.h5)")
         write_text(json.dumps(info, indent=2), stage / "case.json")
     return info
 

@@ -1,0 +1,147 @@
+"""`liverfusion`: the command line for machines without Slicer.
+
+Errors a user can cause print one line, `error: ...`, and exit 2; outputs appear only when complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import LiverFusionError
+
+
+def _segment(args) -> int:
+    from .pipeline import segment
+    from .progress import terminal_bar
+    from .roles import parse_inputs
+    inputs = parse_inputs(args.input)
+    with terminal_bar() as report:
+        summary = segment(inputs, args.out, args.align, args.device, args.model, report)
+    print(format_summary(summary, args.out))
+    return 0
+
+
+def format_summary(summary: dict, out: str | Path) -> str:
+    """The few lines a user reads after a run."""
+    lesions = summary["lesions"]
+    lines = [f"malignancy probability: {summary['malignancy_probability']:.2f} "
+             f"(model {summary['model']['name']} {summary['model']['version']}, synthetic training data; "
+             "not for diagnosis)",
+             f"liver volume: {summary['liver_volume_ml']:.0f} ml; lesions: {len(lesions)}"]
+    lines += [f"  lesion {les['id']}: {les['volume_ml']:.2f} ml, {les['max_diameter_mm']:.0f} mm, "
+              f"p(malignant) {les['malignancy_probability']:.2f}" for les in lesions]
+    lines.append("timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in summary["timings_s"].items())
+                 + f" on {summary['device']}")
+    lines += [f"warning: {w}" for w in summary["warnings"]]
+    lines.append(f"outputs: {Path(out).resolve()}")
+    return "\n".join(lines)
+
+
+def _register(args) -> int:
+    import time
+
+    import SimpleITK as sitk
+
+    from .imageio import read_image, staged_output, write_image, write_text
+    from .registration import register, resample_to
+    fixed, moving = read_image(args.fixed), read_image(args.moving)
+    label = read_image(args.moving_label, label=True) if args.moving_label else None
+    reg = register(fixed, moving, args.mode, args.fixed_role, args.moving_role)
+    with staged_output(args.out) as stage:
+        write_image(resample_to(moving, fixed, reg.transform), stage / "aligned.nii.gz")
+        sitk.WriteTransform(reg.transform, str(stage / "transform.h5"))
+        if label is not None:
+            write_image(resample_to(label, fixed, reg.transform, label=True), stage / "aligned_label.nii.gz")
+        result = {"mode": reg.mode, "metric": "Mattes mutual information (lower is better)",
+                  "metric_before": reg.metric_before, "metric_after": reg.metric_after, "seconds": round(reg.seconds, 2),
+                  "jacobian_range": list(reg.jacobian_range), "warnings": reg.warnings, "finished": time.time()}
+        write_text(json.dumps(result, indent=2) + "\n", stage / "result.json")
+    print(f"{reg.mode} alignment: MI {reg.metric_before:.3f} -> {reg.metric_after:.3f} in {reg.seconds:.1f} s; "
+          f"outputs: {Path(args.out).resolve()}")
+    return 0
+
+
+def _phantom(args) -> int:
+    from tqdm import tqdm
+
+    from .phantom import make_case
+    for i in tqdm(range(args.cases), desc="phantom", disable=not sys.stderr.isatty()):
+        make_case(Path(args.out) / f"case_{i:03d}", args.seed + i, args.protocol, small=args.small)
+    print(f"{args.cases} {args.protocol} case(s) in {Path(args.out).resolve()}")
+    return 0
+
+
+def _evaluate(args) -> int:
+    from .imageio import read_image
+    from .metrics import evaluate
+    print(json.dumps(evaluate(read_image(args.pred, label=True), read_image(args.truth, label=True)), indent=2))
+    return 0
+
+
+def _train(args) -> int:
+    from .train_cli import run_training
+    return run_training(args)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="liverfusion", description="Multimodal liver tumour segmentation.")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("segment", help="segment liver and tumours, rate malignancy")
+    s.add_argument("--input", action="append", required=True, metavar="ROLE=PATH",
+                   help="image per role (ct, mri, nc, arterial, portal, delayed): NIfTI/NRRD/MHA file or DICOM folder")
+    s.add_argument("--out", required=True)
+    s.add_argument("--align", default="deformable", choices=["none", "rigid", "deformable"])
+    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    s.add_argument("--model", default=None, help="model name under Resources/Models or a bundle folder")
+    s.set_defaults(func=_segment)
+    r = sub.add_parser("register", help="align a moving image to a fixed one")
+    r.add_argument("--fixed", required=True)
+    r.add_argument("--moving", required=True)
+    r.add_argument("--out", required=True)
+    r.add_argument("--mode", default="rigid", choices=["none", "rigid", "deformable"])
+    r.add_argument("--moving-label")
+    r.add_argument("--fixed-role", default="ct")
+    r.add_argument("--moving-role", default="mri")
+    r.set_defaults(func=_register)
+    ph = sub.add_parser("phantom", help="generate synthetic cases with ground truth")
+    ph.add_argument("--out", required=True)
+    ph.add_argument("--cases", type=int, default=1)
+    ph.add_argument("--seed", type=int, default=0)
+    ph.add_argument("--protocol", default="ct-mri", choices=["ct-mri", "multiphase"])
+    ph.add_argument("--small", action="store_true", help="coarser voxels, for quick tests")
+    ph.set_defaults(func=_phantom)
+    e = sub.add_parser("evaluate", help="overlap and distance metrics of a segmentation")
+    e.add_argument("--pred", required=True)
+    e.add_argument("--truth", required=True)
+    e.set_defaults(func=_evaluate)
+    t = sub.add_parser("train", help="train a model bundle on case folders")
+    t.add_argument("--data", nargs="+", required=True, help="folders of case folders (phantom layout)")
+    t.add_argument("--val", nargs="*", default=[], help="validation case folders (default: 10%% of --data)")
+    t.add_argument("--out", required=True, help="model bundle folder to write")
+    t.add_argument("--work", default=None, help="checkpoints, cache and log (default: OUT/../.train_<name>)")
+    t.add_argument("--steps", type=int, default=1000)
+    t.add_argument("--val-every", type=int, default=200)
+    t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    t.add_argument("--resume", action="store_true")
+    t.add_argument("--version", default="0.1.0")
+    t.set_defaults(func=_train)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except LiverFusionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted; no output was written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""Training cases on the model grid: any folder in the phantom layout becomes cached arrays.
+
+A case folder holds `<role>.nii.gz` images, `label_<reference>.nii.gz` and optionally `case.json`
+(`malignant`) and `truth_transform_<role>.h5`. Known transforms align the inputs exactly; without them
+our own rigid registration does, as at inference. A hospital can thus train on its own folders.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from .constants import ROLES
+from .imageio import read_image
+from .preprocessing import canonical_grid, stack_channels, to_grid
+from .registration import register
+from .roles import choose_reference
+
+
+def case_roles(case_dir: Path) -> list[str]:
+    return [r for r in ROLES if (case_dir / f"{r}.nii.gz").is_file()]
+
+
+def load_case(case_dir: Path, spacing: tuple[float, float, float]) -> dict[str, np.ndarray]:
+    """Stacked channels, presence, labels and the case's malignancy on the canonical grid."""
+    roles = case_roles(case_dir)
+    reference = choose_reference(roles)
+    images = {r: read_image(case_dir / f"{r}.nii.gz") for r in roles}
+    grid = canonical_grid(images[reference], spacing)
+    arrays = {r: to_grid(img, grid, r, _alignment(case_dir, images, reference, r)) for r, img in images.items()}
+    stacked, present = stack_channels(arrays)
+    label = read_image(case_dir / f"label_{reference}.nii.gz", label=True)
+    label = sitk.GetArrayFromImage(sitk.Resample(label, grid, sitk.Transform(), sitk.sitkNearestNeighbor, 0))
+    info = json.loads((case_dir / "case.json").read_text()) if (case_dir / "case.json").is_file() else {}
+    return {"image": stacked, "present": present, "label": label[None].astype(np.uint8),
+            "malignant": np.float32(bool(info.get("malignant", False)))}
+
+
+def _alignment(case_dir: Path, images: dict, reference: str, role: str) -> sitk.Transform | None:
+    if role == reference:
+        return None
+    truth = case_dir / f"truth_transform_{role}.h5"
+    if truth.is_file():
+        return sitk.ReadTransform(str(truth))
+    return register(images[reference], images[role], "rigid", reference, role).transform
+
+
+def cached(case_dir: Path, cache_dir: Path, spacing: tuple[float, float, float]) -> dict[str, np.ndarray]:
+    """Load a case from the cache, building the cache entry on first use."""
+    key = "_".join(f"{s:g}" for s in spacing)
+    path = cache_dir / f"{case_dir.resolve().parent.name}_{case_dir.name}_{key}.npz"
+    if not path.is_file():
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez_compressed(tmp, **load_case(case_dir, spacing))
+        tmp.replace(path)
+    with np.load(path) as data:
+        return {k: data[k] for k in data.files}
+
+
+def find_cases(roots: list[Path]) -> list[Path]:
+    """Every case folder (one holding case images) under the given roots, sorted."""
+    cases = []
+    for root in roots:
+        candidates = [root] if case_roles(root) else sorted(p for p in root.iterdir() if p.is_dir())
+        cases += [c for c in candidates if case_roles(c)]
+    return cases

@@ -1,0 +1,59 @@
+"""Overlap and distance metrics for liver and tumour, as the LiTS and MSD challenges report them."""
+
+from __future__ import annotations
+
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage
+
+from .constants import LIVER, TUMOR
+
+
+def dice(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Dice; 1.0 when both are empty (nothing to find, nothing found)."""
+    total = pred.sum() + truth.sum()
+    return 1.0 if total == 0 else float(2 * np.logical_and(pred, truth).sum() / total)
+
+
+def hd95(pred: np.ndarray, truth: np.ndarray, spacing: tuple[float, ...]) -> float | None:
+    """95th percentile symmetric surface distance in mm; None when either mask is empty."""
+    if not pred.any() or not truth.any():
+        return None
+    def surface(m):
+        return m & ~ndimage.binary_erosion(m)
+    dt_truth = ndimage.distance_transform_edt(~surface(truth), sampling=spacing)
+    dt_pred = ndimage.distance_transform_edt(~surface(pred), sampling=spacing)
+    d = np.concatenate([dt_truth[surface(pred)], dt_pred[surface(truth)]])
+    return float(np.percentile(d, 95))
+
+
+def overlap(pred: np.ndarray, truth: np.ndarray, spacing: tuple[float, ...]) -> dict[str, float | None]:
+    tp = float(np.logical_and(pred, truth).sum())
+    fp, fn = float(pred.sum() - tp), float(truth.sum() - tp)
+    tn = float(pred.size - tp - fp - fn)
+    def ratio(a, b):
+        return None if b == 0 else round(a / b, 4)
+    return {"dice": round(dice(pred, truth), 4), "jaccard": ratio(tp, tp + fp + fn) if tp + fp + fn else 1.0,
+            "sensitivity": ratio(tp, tp + fn), "precision": ratio(tp, tp + fp), "specificity": ratio(tn, tn + fp),
+            "hd95_mm": None if (h := hd95(pred, truth, spacing)) is None else round(h, 2)}
+
+
+def evaluate(pred: sitk.Image, truth: sitk.Image) -> dict[str, dict]:
+    """Metrics for liver (liver + tumour) and tumour; `pred` is resampled onto `truth` if grids differ."""
+    if pred.GetSize() != truth.GetSize() or pred.GetSpacing() != truth.GetSpacing() \
+            or pred.GetOrigin() != truth.GetOrigin() or pred.GetDirection() != truth.GetDirection():
+        pred = sitk.Resample(pred, truth, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
+    p, t = sitk.GetArrayViewFromImage(pred), sitk.GetArrayViewFromImage(truth)
+    spacing = truth.GetSpacing()[::-1]
+    return {"liver": overlap(p >= LIVER, t >= LIVER, spacing), "tumor": overlap(p == TUMOR, t == TUMOR, spacing)}
+
+
+def auc(scores: list[float], labels: list[bool]) -> float | None:
+    """Area under the ROC curve (Mann-Whitney); None without both classes."""
+    s, y = np.asarray(scores, float), np.asarray(labels, bool)
+    if y.all() or not y.any():
+        return None
+    ranks = np.argsort(np.argsort(s)) + 1.0
+    for v in np.unique(s):  # average ranks of ties
+        ranks[s == v] = ranks[s == v].mean()
+    return float((ranks[y].sum() - y.sum() * (y.sum() + 1) / 2) / (y.sum() * (~y).sum()))

@@ -1,0 +1,89 @@
+"""Model bundles: `Resources/Models/<name>/` in MONAI bundle layout, verified by SHA-256 before use.
+
+Layout: `configs/metadata.json` (name, version, intended use, `model_sha256`), `configs/inference.json`
+(network arguments, spacing, patch size), `models/model.pt` (state dict), `docs/README.md` (model card).
+No code here downloads anything: hospitals are often offline, and so are we.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .errors import ModelError
+from .fusion_net import FusionNet
+
+DEFAULT_MODEL = "liverfusion_attention"
+MODELS_DIR = Path(os.environ.get("LIVERFUSION_MODELS", Path(__file__).resolve().parents[1] / "Resources" / "Models"))
+
+
+@dataclass
+class Bundle:
+    """A loaded, verified model with its configuration."""
+
+    path: Path
+    name: str
+    version: str
+    sha256: str
+    config: dict
+    metadata: dict
+    network: FusionNet
+
+
+def resolve(name_or_dir: str | os.PathLike | None) -> Path:
+    """A bundle folder from a path or a name under `Resources/Models/`."""
+    candidate = Path(name_or_dir or DEFAULT_MODEL)
+    if candidate.is_dir():
+        return candidate
+    if (MODELS_DIR / candidate).is_dir():
+        return MODELS_DIR / candidate
+    available = ", ".join(sorted(p.name for p in MODELS_DIR.glob("*") if p.is_dir())) or "none"
+    raise ModelError(f"{name_or_dir}: no such model (available in {MODELS_DIR}: {available})")
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load(name_or_dir: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> Bundle:
+    """Load and verify a bundle; a missing file or a checksum mismatch is a ModelError, not a crash."""
+    path = resolve(name_or_dir)
+    try:
+        metadata = json.loads((path / "configs" / "metadata.json").read_text())
+        config = json.loads((path / "configs" / "inference.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{path}: incomplete model bundle ({exc.__class__.__name__}: {exc})") from None
+    weights = path / "models" / "model.pt"
+    if not weights.is_file():
+        raise ModelError(f"{weights}: model weights missing")
+    digest = sha256(weights)
+    if digest != metadata.get("model_sha256"):
+        raise ModelError(f"{weights}: SHA-256 {digest[:12]}... does not match the bundle's "
+                         f"{str(metadata.get('model_sha256'))[:12]}...; the file is corrupt or was replaced")
+    network = FusionNet(**config["network"])
+    network.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    network.to(device).eval()
+    return Bundle(path, metadata["name"], metadata["version"], digest, config, metadata, network)
+
+
+def save(path: Path, network: FusionNet, config: dict, metadata: dict, card: str) -> Path:
+    """Write a bundle (weights, configs with the weights' checksum, model card)."""
+    (path / "models").mkdir(parents=True, exist_ok=True)
+    (path / "configs").mkdir(parents=True, exist_ok=True)
+    (path / "docs").mkdir(parents=True, exist_ok=True)
+    weights = path / "models" / "model.pt"
+    torch.save({k: v.detach().cpu() for k, v in network.state_dict().items()}, weights)
+    metadata = {**metadata, "model_sha256": sha256(weights)}
+    (path / "configs" / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
+    (path / "configs" / "inference.json").write_text(json.dumps(config, indent=2) + "\n")
+    (path / "docs" / "README.md").write_text(card)
+    return path

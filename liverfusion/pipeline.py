@@ -1,0 +1,172 @@
+"""The main job: align the inputs, run the network, post-process, and write the outputs.
+
+`run_case` works on SimpleITK images in memory (the Slicer Logic calls it); `segment` adds reading
+and writing for the command line and batch runs. Both report progress and honour cancellation.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from . import model_store, postprocess, registration
+from .constants import CHANNELS, ROLE_TO_CHANNEL, TUMOR
+from .errors import LiverFusionError, OverlapError
+from .imageio import read_image, staged_output, write_image, write_text
+from .inference import pick_device, predict
+from .preprocessing import canonical_grid, stack_channels, to_grid
+from .progress import Reporter, silent
+from .roles import check_roles, choose_reference
+from .segnrrd import write_seg_nrrd
+
+
+@dataclass
+class CaseResult:
+    """Everything one run produces, on the reference grid."""
+
+    reference: str
+    labels: sitk.Image
+    attention: sitk.Image
+    fusion: dict[str, sitk.Image]
+    malignancy_logits: sitk.Image
+    aligned: dict[str, sitk.Image]
+    registrations: dict[str, registration.Registration]
+    lesions: list[postprocess.Lesion]
+    probability: float
+    liver_volume_ml: float
+    device: str
+    model: model_store.Bundle
+    timings: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self, inputs: dict[str, str] | None = None) -> dict:
+        """The `result.json` contract."""
+        return {"reference": self.reference, "malignancy_probability": round(self.probability, 4),
+                "liver_volume_ml": round(self.liver_volume_ml, 1), "lesions": [les.as_dict() for les in self.lesions],
+                "timings_s": {k: round(v, 2) for k, v in self.timings.items()}, "device": self.device,
+                "model": {"name": self.model.name, "version": self.model.version, "sha256": self.model.sha256},
+                "inputs": inputs or {}, "alignment": {role: {"mode": r.mode, "metric_before": round(r.metric_before, 4),
+                                                             "metric_after": round(r.metric_after, 4),
+                                                             "jacobian_range": [round(v, 3) for v in r.jacobian_range]}
+                                                      for role, r in self.registrations.items()},
+                "warnings": self.warnings}
+
+
+def align_all(images: dict[str, sitk.Image], reference: str, mode: str, report: Reporter,
+              names: dict[str, str] | None = None) -> dict[str, registration.Registration]:
+    """Register every non-reference input to the reference."""
+    moving = [r for r in images if r != reference]
+    out = {}
+    for i, role in enumerate(moving):
+        report(0.05 + 0.4 * i / max(len(moving), 1), f"align {role}")
+        try:
+            out[role] = registration.register(images[reference], images[role], mode, reference, role)
+        except OverlapError as exc:
+            raise OverlapError(f"{(names or {}).get(role, role)}: {exc}") from None
+    return out
+
+
+def run_case(images: dict[str, sitk.Image], align: str = "deformable", device: str = "auto",
+             model: str | None = None, report: Reporter = silent, names: dict[str, str] | None = None) -> CaseResult:
+    """Segment one case held in memory. `names` maps roles to file names for error messages."""
+    check_roles(images)
+    if align not in registration.MODES:
+        raise LiverFusionError(f"--align {align}: expected one of {', '.join(registration.MODES)}")
+    timings, start = {}, time.perf_counter()
+    dev = pick_device(device)
+    bundle = model_store.load(model, dev)
+    reference = choose_reference(images)
+    regs = align_all(images, reference, align, report, names)
+    timings["align"] = time.perf_counter() - start
+    report(0.45, "infer")
+    t = time.perf_counter()
+    grid = canonical_grid(images[reference], tuple(bundle.config["spacing_mm"]))
+    arrays = {role: to_grid(img, grid, role, regs[role].transform if role in regs else None)
+              for role, img in images.items()}
+    stacked, present = stack_channels(arrays)
+    pred = predict(bundle.network, stacked, present, tuple(bundle.config["roi_size"]), dev)
+    timings["infer"] = time.perf_counter() - t
+    report(0.8, "postprocess")
+    t = time.perf_counter()
+    result = _postprocess(pred, grid, images, reference, regs)
+    timings["postprocess"] = time.perf_counter() - t
+    warnings = [w for r in regs.values() for w in r.warnings]
+    return CaseResult(reference=reference, device=str(dev), model=bundle, registrations=regs, timings=timings,
+                      warnings=warnings, **result)
+
+
+def _on_reference(array: np.ndarray, grid: sitk.Image, reference: sitk.Image) -> sitk.Image:
+    image = sitk.GetImageFromArray(array.astype(np.float32))
+    image.CopyInformation(grid)
+    return sitk.Resample(image, reference, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+
+
+def _postprocess(pred, grid, images, reference, regs) -> dict:
+    ref = images[reference]
+    probs = [sitk.GetArrayFromImage(_on_reference(p, grid, ref)) for p in pred.probabilities]
+    labels = sitk.GetImageFromArray(np.argmax(np.stack(probs), 0).astype(np.uint8))
+    labels.CopyInformation(ref)
+    labels = postprocess.clean_labels(labels)
+    logits = _on_reference(pred.malignancy_logits, grid, ref)
+    lesions, lesion_map = postprocess.find_lesions(labels, logits)
+    labels = postprocess.drop_small_lesions(labels, lesion_map)
+    tumor_prob = probs[TUMOR]
+    logit_arr = sitk.GetArrayViewFromImage(logits)
+    attention_arr = tumor_prob * postprocess.sigmoid(logit_arr)
+    attention_arr = (attention_arr / max(float(attention_arr.max()), 1e-6)).astype(np.float32)
+    attention = sitk.GetImageFromArray(attention_arr)
+    attention.CopyInformation(ref)
+    fusion = {role: _on_reference(pred.fusion_weights[CHANNELS.index(ROLE_TO_CHANNEL[role])], grid, ref)
+              for role in images}
+    aligned = {role: registration.resample_to(images[role], ref, r.transform) for role, r in regs.items()}
+    return {"labels": labels, "attention": attention, "fusion": fusion, "malignancy_logits": logits,
+            "aligned": aligned, "lesions": lesions,
+            "probability": postprocess.case_probability(lesions, tumor_prob, logit_arr),
+            "liver_volume_ml": postprocess.liver_volume_ml(labels)}
+
+
+def read_inputs(inputs: dict[str, str]) -> dict[str, sitk.Image]:
+    check_roles(inputs)
+    return {role: read_image(path) for role, path in inputs.items()}
+
+
+def write_outputs(result: CaseResult, out: Path) -> None:
+    """Write every image and transform into `out` (a staging folder)."""
+    write_image(result.labels, out / "segmentation.nii.gz")
+    write_seg_nrrd(result.labels, out / "segmentation.seg.nrrd")
+    write_image(result.attention, out / "attention.nii.gz")
+    for role, image in result.fusion.items():
+        write_image(image, out / f"attention_{role}.nii.gz")
+    for role, image in result.aligned.items():
+        write_image(image, out / f"aligned_{role}.nii.gz")
+        sitk.WriteTransform(result.registrations[role].transform, str(out / f"transform_{role}.h5"))
+
+
+def write_summary(result: CaseResult, out: Path, inputs: dict[str, str]) -> dict:
+    """Write `result.json` last, once every timing is known."""
+    summary = result.summary({r: str(Path(p).resolve()) for r, p in inputs.items()})
+    write_text(json.dumps(summary, indent=2) + "\n", out / "result.json")
+    return summary
+
+
+def segment(inputs: dict[str, str], out_dir: str | Path, align: str = "deformable", device: str = "auto",
+            model: str | None = None, report: Reporter = silent) -> dict:
+    """Read, segment and write one case; on any error nothing is left in `out_dir`."""
+    t = time.perf_counter()
+    images = read_inputs(inputs)
+    load_s = time.perf_counter() - t
+    result = run_case(images, align, device, model, report, names=inputs)
+    result.timings = {"load": load_s, **result.timings}
+    report(0.9, "write")
+    with staged_output(out_dir) as stage:
+        t = time.perf_counter()
+        write_outputs(result, stage)
+        result.timings["write"] = time.perf_counter() - t
+        summary = write_summary(result, stage, inputs)
+    report(1.0, "done")
+    return summary

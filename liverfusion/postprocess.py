@@ -1,0 +1,109 @@
+"""From network outputs on the reference grid to a clean label map and a lesion list.
+
+Tumour is kept only inside the liver (Diff4MMLiTS), stray islands outside the largest liver are
+dropped, and lesions are the connected components of what remains, each with its own malignancy
+probability pooled from the voxel-wise malignancy logits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage
+from scipy.spatial import ConvexHull, QhullError
+from scipy.spatial.distance import pdist
+
+from .constants import BACKGROUND, LIVER, MM3_PER_ML, TUMOR
+
+MIN_LESION_ML = 0.05  # about 4 voxels of 2.5 mm: smaller islands are noise, not lesions
+
+
+@dataclass
+class Lesion:
+    id: int
+    volume_ml: float
+    max_diameter_mm: float
+    centroid_lps_mm: list[float]
+    malignancy_probability: float
+
+    def as_dict(self) -> dict:
+        return {"id": self.id, "volume_ml": round(self.volume_ml, 3), "max_diameter_mm": round(self.max_diameter_mm, 1),
+                "centroid_lps_mm": [round(v, 1) for v in self.centroid_lps_mm],
+                "malignancy_probability": round(self.malignancy_probability, 4)}
+
+
+def clean_labels(labels: sitk.Image) -> sitk.Image:
+    """Keep the largest liver (liver + tumour) component; tumour outside it becomes background."""
+    organ = sitk.ConnectedComponent(labels > BACKGROUND, True)
+    largest = sitk.RelabelComponent(organ, sortByObjectSize=True) == 1
+    return sitk.Cast(labels * sitk.Cast(largest, labels.GetPixelID()), sitk.sitkUInt8)
+
+
+def sigmoid(x: np.ndarray | float) -> np.ndarray | float:
+    return 1.0 / (1.0 + np.exp(-np.asarray(x, np.float64)))
+
+
+def find_lesions(labels: sitk.Image, malignancy_logits: sitk.Image) -> tuple[list[Lesion], sitk.Image]:
+    """Connected tumour components with volume, maximum diameter, LPS centroid and pooled probability.
+
+    Returns the lesions and a component image whose value k is lesion k (0 elsewhere).
+    """
+    components = sitk.RelabelComponent(sitk.ConnectedComponent(labels == TUMOR, True), sortByObjectSize=True)
+    stats = sitk.LabelShapeStatisticsImageFilter()
+    stats.Execute(components)
+    comp = sitk.GetArrayViewFromImage(components)
+    n = int(comp.max())
+    mean_logit = ndimage.mean(sitk.GetArrayViewFromImage(malignancy_logits), comp, np.arange(1, n + 1)) if n else []
+    lesions, keep = [], np.zeros(n + 1, np.int32)
+    for label in stats.GetLabels():
+        volume = stats.GetPhysicalSize(label) / MM3_PER_ML
+        if volume < MIN_LESION_ML:
+            continue
+        keep[label] = len(lesions) + 1
+        lesions.append(Lesion(len(lesions) + 1, volume, max_diameter_mm(components, label, stats),
+                              list(stats.GetCentroid(label)), float(sigmoid(mean_logit[label - 1]))))
+    relabelled = sitk.GetImageFromArray(keep[comp].astype(np.uint16))
+    relabelled.CopyInformation(labels)
+    return lesions, relabelled
+
+
+def max_diameter_mm(components: sitk.Image, label: int, stats: sitk.LabelShapeStatisticsImageFilter) -> float:
+    """Largest distance between two voxel centres of a lesion, through its convex hull (fast for any size)."""
+    x0, y0, z0, sx, sy, sz = stats.GetBoundingBox(label)
+    box = sitk.GetArrayViewFromImage(components)[z0:z0 + sz, y0:y0 + sy, x0:x0 + sx] == label
+    idx = np.argwhere(box)[:, ::-1] + np.array([x0, y0, z0])
+    direction = np.array(components.GetDirection()).reshape(3, 3)
+    points = idx * np.array(components.GetSpacing()) @ direction.T
+    if len(points) > 4:
+        try:
+            points = points[ConvexHull(points).vertices]
+        except QhullError:  # flat lesions (one slice): every point is on the hull
+            pass
+    return float(pdist(points).max()) if len(points) > 1 else float(min(components.GetSpacing()))
+
+
+def drop_small_lesions(labels: sitk.Image, lesion_map: sitk.Image) -> sitk.Image:
+    """Tumour voxels of islands too small to be lesions become liver."""
+    arr = sitk.GetArrayFromImage(labels)
+    arr[(arr == TUMOR) & (sitk.GetArrayViewFromImage(lesion_map) == 0)] = LIVER
+    out = sitk.GetImageFromArray(arr)
+    out.CopyInformation(labels)
+    return out
+
+
+def case_probability(lesions: list[Lesion], tumor_prob: np.ndarray, logits: np.ndarray) -> float:
+    """The case is malignant when any lesion is: the highest lesion probability.
+
+    With no lesion found, the strongest soft evidence, max(p_tumour * p_malignant), which stays below
+    0.5 wherever the network did not call a tumour.
+    """
+    if lesions:
+        return max(les.malignancy_probability for les in lesions)
+    return float((tumor_prob * sigmoid(logits)).max()) if tumor_prob.size else 0.0
+
+
+def liver_volume_ml(labels: sitk.Image) -> float:
+    voxel = float(np.prod(labels.GetSpacing())) / MM3_PER_ML
+    return float((sitk.GetArrayViewFromImage(labels) > BACKGROUND).sum() * voxel)

@@ -1,0 +1,63 @@
+"""The one preprocessing path that training and inference share (the nnU-Net rule): a canonical grid
+at the model's spacing, per-role intensity normalisation, and channel stacking with a presence mask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import SimpleITK as sitk
+
+from .constants import CHANNELS, CT_TUMOR_WINDOW, MRI_ZCLIP, ROLE_TO_CHANNEL
+
+
+def canonical_grid(reference: sitk.Image, spacing: tuple[float, float, float]) -> sitk.Image:
+    """An axis-aligned (LPS, identity direction) grid at `spacing` covering the reference's extent.
+
+    The network always sees patients in one orientation, whatever the scanner's storage order.
+    """
+    size = np.array(reference.GetSize())
+    corners = np.array([[i, j, k] for i in (0, size[0] - 1) for j in (0, size[1] - 1) for k in (0, size[2] - 1)])
+    points = np.array([reference.TransformContinuousIndexToPhysicalPoint(c.tolist()) for c in corners.astype(float)])
+    lo, hi = points.min(0), points.max(0)
+    n = np.maximum(np.ceil((hi - lo) / np.array(spacing)).astype(int) + 1, 1)
+    grid = sitk.Image([int(v) for v in n], sitk.sitkUInt8)
+    grid.SetSpacing(tuple(float(s) for s in spacing))
+    grid.SetOrigin(tuple(float(v) for v in lo))
+    return grid
+
+
+def normalize(array: np.ndarray, role: str) -> np.ndarray:
+    """CT: Diff4MMLiTS's tumour window [-21, 189] HU to [-1, 1]; MRI: z-score over body voxels."""
+    if ROLE_TO_CHANNEL[role] == "mri":
+        body = array > 0.1 * np.percentile(array, 99)
+        values = array[body] if body.any() else array.ravel()
+        z = (array - values.mean()) / (values.std() + 1e-6)
+        return (np.clip(z, -MRI_ZCLIP, MRI_ZCLIP) / 2).astype(np.float32)
+    lo, hi = CT_TUMOR_WINDOW
+    return (np.clip((array - lo) / (hi - lo), 0, 1) * 2 - 1).astype(np.float32)
+
+
+def background_value(role: str) -> float:
+    """Padding for resampling: air, in each modality's units."""
+    return -1000.0 if ROLE_TO_CHANNEL[role] != "mri" else 0.0
+
+
+def to_grid(image: sitk.Image, grid: sitk.Image, role: str,
+            transform: sitk.Transform | None = None) -> np.ndarray:
+    """Resample one image (through its alignment transform) onto the grid and normalise it."""
+    transform = transform or sitk.Transform(3, sitk.sitkIdentity)
+    resampled = sitk.Resample(image, grid, transform, sitk.sitkLinear, background_value(role), sitk.sitkFloat32)
+    return normalize(sitk.GetArrayFromImage(resampled), role)
+
+
+def stack_channels(arrays: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """[M, D, H, W] in `CHANNELS` order with zeros where a modality is missing, and the presence mask."""
+    shape = next(iter(arrays.values())).shape
+    stacked = np.zeros((len(CHANNELS),) + shape, np.float32)
+    present = np.zeros(len(CHANNELS), np.float32)
+    for role, array in arrays.items():
+        c = CHANNELS.index(ROLE_TO_CHANNEL[role])
+        stacked[c], present[c] = array, 1.0
+    return stacked, present

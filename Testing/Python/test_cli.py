@@ -1,0 +1,128 @@
+"""The command-line contract, end to end, as a user runs it (a subprocess each)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import slicerio
+
+from liverfusion.cli import main
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "liverfusion.cli", *args], capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def segmented(small_ctmri, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("seg") / "out"
+    done = run("segment", "--input", f"ct={small_ctmri / 'ct.nii.gz'}", "--input", f"mri={small_ctmri / 'mri.nii.gz'}",
+               "--out", str(out), "--align", "rigid", "--device", "cpu")
+    assert done.returncode == 0, done.stderr
+    assert "malignancy probability" in done.stdout and str(out.resolve()) in done.stdout
+    return out
+
+
+def test_segment_writes_every_output_of_the_contract(segmented):
+    names = {p.name for p in segmented.iterdir()}
+    assert names == {"segmentation.nii.gz", "segmentation.seg.nrrd", "attention.nii.gz", "attention_ct.nii.gz",
+                     "attention_mri.nii.gz", "aligned_mri.nii.gz", "transform_mri.h5", "result.json"}
+    result = json.loads((segmented / "result.json").read_text())
+    assert result["reference"] == "ct" and result["device"] == "cpu"
+    assert 0 <= result["malignancy_probability"] <= 1
+    assert {"name", "version", "sha256"} == set(result["model"])
+    assert set(result["inputs"]) == {"ct", "mri"}
+    assert set(result["timings_s"]) >= {"load", "align", "infer", "postprocess", "write"}
+    for lesion in result["lesions"]:
+        assert set(lesion) == {"id", "volume_ml", "max_diameter_mm", "centroid_lps_mm", "malignancy_probability"}
+    sitk.ReadTransform(str(segmented / "transform_mri.h5"))
+
+
+def test_outputs_are_on_the_reference_grid(segmented, small_ctmri):
+    ct = sitk.ReadImage(str(small_ctmri / "ct.nii.gz"))
+    for name in ("segmentation.nii.gz", "attention.nii.gz", "attention_mri.nii.gz", "aligned_mri.nii.gz"):
+        image = sitk.ReadImage(str(segmented / name))
+        assert image.GetSize() == ct.GetSize()
+        np.testing.assert_allclose(image.GetDirection(), ct.GetDirection(), atol=1e-5)
+        np.testing.assert_allclose(image.GetOrigin(), ct.GetOrigin(), atol=1e-3)
+    seg = sitk.GetArrayFromImage(sitk.ReadImage(str(segmented / "segmentation.nii.gz")))
+    assert set(np.unique(seg)) <= {0, 1, 2} and (seg >= 1).any()
+    attention = sitk.GetArrayFromImage(sitk.ReadImage(str(segmented / "attention.nii.gz")))
+    assert attention.min() >= 0 and attention.max() <= 1
+
+
+def test_seg_nrrd_opens_as_a_slicer_segmentation(segmented):
+    seg = slicerio.read_segmentation(str(segmented / "segmentation.seg.nrrd"))
+    names = [s["name"] for s in seg["segments"]]
+    assert names == ["Liver", "Tumor"]
+    assert [s["labelValue"] for s in seg["segments"]] == [1, 2]
+    assert seg["segments"][0]["terminology"]["type"] == ["SCT", "10200004", "Liver"]
+    assert seg["segments"][1]["terminology"]["type"] == ["SCT", "108369006", "Neoplasm"]
+
+
+def test_evaluate_against_the_truth(segmented, small_ctmri, capsys):
+    assert main(["evaluate", "--pred", str(segmented / "segmentation.nii.gz"),
+                 "--truth", str(small_ctmri / "label_ct.nii.gz")]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["liver"]["dice"] > 0.5  # a trained model finds the liver on an unseen phantom
+
+
+def test_register_writes_aligned_image_label_and_readable_transform(small_ctmri, tmp_path):
+    out = tmp_path / "reg"
+    done = run("register", "--fixed", str(small_ctmri / "ct.nii.gz"), "--moving", str(small_ctmri / "mri.nii.gz"),
+               "--moving-label", str(small_ctmri / "label_mri.nii.gz"), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert {p.name for p in out.iterdir()} == {"aligned.nii.gz", "aligned_label.nii.gz", "transform.h5", "result.json"}
+    result = json.loads((out / "result.json").read_text())
+    assert result["metric_after"] < result["metric_before"]
+    assert isinstance(sitk.ReadTransform(str(out / "transform.h5")), sitk.Transform)
+
+
+def test_phantom_command_writes_cases(tmp_path):
+    done = run("phantom", "--out", str(tmp_path / "ph"), "--cases", "2", "--seed", "9", "--protocol", "multiphase",
+               "--small")
+    assert done.returncode == 0, done.stderr
+    for case in ("case_000", "case_001"):
+        names = {p.name for p in (tmp_path / "ph" / case).iterdir()}
+        assert {"nc.nii.gz", "arterial.nii.gz", "portal.nii.gz", "delayed.nii.gz", "label_portal.nii.gz",
+                "case.json"} <= names
+
+
+def _flat_2d(tmp_path):
+    path = tmp_path / "slice.nii.gz"
+    sitk.WriteImage(sitk.Image(16, 16, sitk.sitkFloat32), str(path))
+    return path
+
+
+@pytest.mark.parametrize("inputs, message", [
+    (lambda d, t: [f"ct={t / 'missing.nii.gz'}"], "no such file"),
+    (lambda d, t: [f"pet={d / 'ct.nii.gz'}"], "unknown image role"),
+    (lambda d, t: [f"ct={_flat_2d(t)}"], "3-D"),
+    (lambda d, t: [f"ct={d / 'case.json'}"], "not a readable image"),
+])
+def test_user_errors_are_one_line_exit_2_and_leave_no_output(small_ctmri, tmp_path, inputs, message):
+    out = tmp_path / "out"
+    args = ["segment", "--out", str(out), "--align", "rigid"]
+    for spec in inputs(small_ctmri, tmp_path):
+        args += ["--input", spec]
+    done = run(*args)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], done.stderr
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.partial")]
+
+
+def test_images_that_do_not_overlap_name_the_moving_file(small_ctmri, tmp_path):
+    far = sitk.ReadImage(str(small_ctmri / "mri.nii.gz"))
+    far.SetOrigin((9000.0, 9000.0, 9000.0))
+    sitk.WriteImage(far, str(tmp_path / "far.nii.gz"))
+    done = run("segment", "--input", f"ct={small_ctmri / 'ct.nii.gz'}", "--input", f"mri={tmp_path / 'far.nii.gz'}",
+               "--out", str(tmp_path / "out"), "--align", "rigid")
+    assert done.returncode == 2 and "far.nii.gz" in done.stderr and "overlap" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,69 @@
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from liverfusion.errors import InputError
+from liverfusion.imageio import read_image, staged_output, write_image
+
+
+def _image(size=(8, 9, 10)):
+    image = sitk.GetImageFromArray(np.arange(np.prod(size[::-1]), dtype=np.int16).reshape(size[::-1]))
+    image.SetSpacing((0.7, 0.8, 2.5))
+    image.SetOrigin((-10.0, 20.0, 5.0))
+    image.SetDirection((-1, 0, 0, 0, -1, 0, 0, 0, 1))
+    return image
+
+
+@pytest.mark.parametrize("suffix", [".nii.gz", ".nrrd", ".mha"])
+def test_geometry_survives_every_format(tmp_path, suffix):
+    original = _image()
+    path = write_image(original, tmp_path / f"x{suffix}")
+    back = read_image(path)
+    assert back.GetPixelID() == sitk.sitkFloat32
+    np.testing.assert_allclose(back.GetSpacing(), original.GetSpacing(), rtol=1e-6)
+    np.testing.assert_allclose(back.GetOrigin(), original.GetOrigin(), atol=1e-4)
+    np.testing.assert_allclose(back.GetDirection(), original.GetDirection(), atol=1e-6)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"x{suffix}"]  # no temporary left
+
+
+def test_reads_a_real_dicom_series(real_data):
+    image = read_image(real_data / "totalsegmentator_examples" / "example_ct_dicom")
+    assert image.GetSize() == (512, 512, 20)
+    # 3 mm slices reconstructed every 2 mm: the spacing comes from the positions, not SliceThickness
+    assert image.GetSpacing()[2] == pytest.approx(2.0, abs=0.01)
+    assert float(sitk.GetArrayViewFromImage(image).min()) < -900  # Hounsfield units, rescale applied
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: None, "no such file"),
+    (lambda p: p.write_text("not an image"), "not a readable image"),
+    (lambda p: sitk.WriteImage(sitk.Image(5, 5, sitk.sitkFloat32), str(p)), "3-D"),
+    (lambda p: sitk.WriteImage(sitk.Image([4, 4, 4, 3], sitk.sitkFloat32), str(p)), "3-D"),
+])
+def test_bad_files_name_the_file_and_the_problem(tmp_path, make, message):
+    path = tmp_path / "bad.nii.gz"
+    make(path)
+    with pytest.raises(InputError, match=message) as info:
+        read_image(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_empty_folder_is_not_a_dicom_series(tmp_path):
+    with pytest.raises(InputError, match="no DICOM series"):
+        read_image(tmp_path)
+
+
+def test_staged_output_leaves_nothing_on_failure(tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError), staged_output(out) as stage:
+        write_image(_image(), stage / "a.nii.gz")
+        raise RuntimeError("boom")
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_staged_output_moves_everything_on_success(tmp_path):
+    out = tmp_path / "out"
+    with staged_output(out) as stage:
+        write_image(_image(), stage / "a.nii.gz")
+    assert [p.name for p in out.iterdir()] == ["a.nii.gz"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]

@@ -1,0 +1,37 @@
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from liverfusion.metrics import auc, dice, evaluate, hd95
+
+
+def test_dice_of_known_overlap():
+    a = np.zeros((10, 10, 10), bool)
+    b = np.zeros_like(a)
+    a[:5] = True
+    b[:4] = True
+    assert dice(a, b) == pytest.approx(2 * 400 / 900)
+    assert dice(np.zeros_like(a), np.zeros_like(a)) == 1.0
+
+
+def test_hd95_of_a_shifted_slab_is_the_shift_in_mm():
+    a = np.zeros((30, 30, 30), bool)
+    a[10:20, 5:25, 5:25] = True
+    b = np.roll(a, 3, axis=0)
+    assert hd95(a, b, (2.0, 1.0, 1.0)) == pytest.approx(6.0, abs=0.01)
+
+
+def test_auc_counts_ranked_pairs():
+    assert auc([0.1, 0.4, 0.35, 0.8], [False, False, True, True]) == pytest.approx(0.75)
+    assert auc([0.1, 0.2], [True, True]) is None
+
+
+def test_evaluate_reports_every_metric_for_liver_and_tumor():
+    arr = np.zeros((20, 20, 20), np.uint8)
+    arr[5:15, 5:15, 5:15] = 1
+    arr[8:11, 8:11, 8:11] = 2
+    truth = sitk.GetImageFromArray(arr)
+    result = evaluate(truth, truth)
+    for organ in ("liver", "tumor"):
+        assert set(result[organ]) == {"dice", "jaccard", "sensitivity", "precision", "specificity", "hd95_mm"}
+        assert result[organ]["dice"] == 1.0 and result[organ]["hd95_mm"] == 0.0

@@ -1,0 +1,50 @@
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from liverfusion.constants import LIVER, TUMOR
+from liverfusion.postprocess import case_probability, clean_labels, find_lesions
+
+
+def _labels():
+    arr = np.zeros((40, 60, 60), np.uint8)
+    arr[5:35, 5:55, 5:55] = LIVER
+    zz, yy, xx = np.ogrid[:40, :60, :60]
+    arr[(zz - 20) ** 2 + (yy - 20) ** 2 + (xx - 20) ** 2 <= 36] = TUMOR  # radius 6 voxels
+    arr[18:22, 40:44, 40:44] = TUMOR
+    arr[0:2, 0:2, 58:60] = TUMOR  # an island outside the liver
+    image = sitk.GetImageFromArray(arr)
+    image.SetSpacing((1.0, 1.0, 2.0))
+    image.SetOrigin((10.0, -5.0, 3.0))
+    return image
+
+
+def test_tumor_outside_the_liver_is_removed():
+    cleaned = sitk.GetArrayFromImage(clean_labels(_labels()))
+    assert cleaned[0:2, 0:2, 58:60].max() == 0
+    assert (cleaned == TUMOR).sum() > 0
+
+
+def test_lesions_have_volume_diameter_centroid_and_probability():
+    labels = clean_labels(_labels())
+    logits = sitk.GetImageFromArray(np.full((40, 60, 60), 2.0, np.float32))
+    logits.CopyInformation(labels)
+    lesions, lesion_map = find_lesions(labels, logits)
+    assert len(lesions) == 2
+    big = lesions[0]
+    assert big.volume_ml == pytest.approx(4 / 3 * np.pi * 6**3 * 2 / 1000, rel=0.1)
+    assert big.max_diameter_mm == pytest.approx(24.0, abs=1.5)  # 12 voxels of 2 mm along z
+    assert big.centroid_lps_mm == pytest.approx([30.0, 15.0, 43.0], abs=0.2)  # origin + index * spacing
+    assert big.malignancy_probability == pytest.approx(1 / (1 + np.exp(-2.0)))
+    assert sitk.GetArrayViewFromImage(lesion_map).max() == 2
+
+
+def test_case_probability_is_the_most_malignant_lesion():
+    labels = clean_labels(_labels())
+    logits_arr = np.zeros((40, 60, 60), np.float32)
+    logits_arr[18:22, 40:44, 40:44] = 3.0
+    logits = sitk.GetImageFromArray(logits_arr)
+    logits.CopyInformation(labels)
+    lesions, _ = find_lesions(labels, logits)
+    assert case_probability(lesions, np.zeros(1), np.zeros(1)) == pytest.approx(1 / (1 + np.exp(-3.0)))
+    assert case_probability([], np.full(4, 0.2), np.full(4, 10.0)) == pytest.approx(0.2, abs=1e-3)

@@ -1,0 +1,30 @@
+import pytest
+
+from liverfusion.errors import RoleError
+from liverfusion.roles import channel_presence, choose_reference, parse_inputs
+
+
+def test_parse_inputs_maps_roles_to_paths():
+    assert parse_inputs(["ct=a.nii.gz", "MRI=b/"]) == {"ct": "a.nii.gz", "mri": "b/"}
+
+
+@pytest.mark.parametrize("specs, message", [
+    (["pet=a.nii"], "unknown image role"),
+    (["ct=a.nii", "portal=b.nii"], "same channel"),
+    (["ct"], "expected ROLE=PATH"),
+    ([], "no input image"),
+])
+def test_bad_roles_are_one_line_errors(specs, message):
+    with pytest.raises(RoleError, match=message) as info:
+        parse_inputs(specs)
+    assert "\n" not in str(info.value)
+
+
+def test_reference_is_portal_or_ct_else_first():
+    assert choose_reference(["mri", "ct"]) == "ct"
+    assert choose_reference(["nc", "arterial", "portal"]) == "portal"
+    assert choose_reference(["arterial", "nc"]) == "arterial"
+
+
+def test_ct_and_portal_share_a_channel():
+    assert channel_presence(["ct", "mri"]) == channel_presence(["portal", "mri"]) == [False, False, True, False, True]

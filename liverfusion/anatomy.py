@@ -60,19 +60,23 @@ def smooth_noise(shape: tuple[int, ...], rng: np.random.Generator, sigma_vox: fl
     step = max(1, int(sigma_vox // 2))
     coarse = rng.standard_normal([max(2, s // step + 2) for s in shape]).astype(np.float32)
     coarse = ndimage.gaussian_filter(coarse, sigma_vox / step)
-    field_ = ndimage.zoom(coarse, [s / c for s, c in zip(shape, coarse.shape)], order=1)[tuple(slice(0, s) for s in shape)]
+    field_ = ndimage.zoom(coarse, [s / c for s, c in zip(shape, coarse.shape)], order=1)[
+        tuple(slice(0, s) for s in shape)
+    ]
     field_ -= field_.mean()
     return field_ / (field_.std() + 1e-6)
 
 
 def _ellipsoid(z, y, x, center, radii) -> np.ndarray:
     """Normalised radius: below 1 inside the ellipsoid."""
-    return np.sqrt(((x - center[0]) / radii[0]) ** 2 + ((y - center[1]) / radii[1]) ** 2
-                   + ((z - center[2]) / radii[2]) ** 2)
+    return np.sqrt(
+        ((x - center[0]) / radii[0]) ** 2 + ((y - center[1]) / radii[1]) ** 2 + ((z - center[2]) / radii[2]) ** 2
+    )
 
 
-def make_anatomy(rng: np.random.Generator, n_lesions: int | None = None,
-                 lesion_kinds: list[str] | None = None) -> Anatomy:
+def make_anatomy(
+    rng: np.random.Generator, n_lesions: int | None = None, lesion_kinds: list[str] | None = None
+) -> Anatomy:
     """Draw one random abdomen with 0-5 liver lesions (or exactly `n_lesions` of `lesion_kinds`)."""
     origin, (z, y, x) = world_coordinates()
     shape = (z.shape[0], y.shape[1], x.shape[2])
@@ -101,7 +105,9 @@ def _draw_body(tissue, z, y, x, rng) -> np.ndarray:
     tissue[np.broadcast_to(spine, tissue.shape)] = BONE
     aorta = _ellipsoid(0 * z, y, x, (15, 45, 0), (12, 12, 1e9)) < 1
     tissue[np.broadcast_to(aorta, tissue.shape)] = AORTA
-    psoas = (_ellipsoid(z, y, x, (-40, 65, -60), (22, 20, 90)) < 1) | (_ellipsoid(z, y, x, (40, 65, -60), (22, 20, 90)) < 1)
+    psoas = (_ellipsoid(z, y, x, (-40, 65, -60), (22, 20, 90)) < 1) | (
+        _ellipsoid(z, y, x, (40, 65, -60), (22, 20, 90)) < 1
+    )
     tissue[psoas] = MUSCLE
     return cavity & (tissue == FAT)
 

@@ -50,8 +50,11 @@ def render_tissue(anat: A.Anatomy, channel: str, rng: np.random.Generator) -> np
     scale = rng.uniform(0.9, 1.1)  # patient-to-patient enhancement
     image[liver] *= scale
     texture = 0.03 if channel == "mri" else 6.0
-    image[liver] += texture * rng.standard_normal(int(liver.sum())).astype(np.float32) * (
-        image[liver].mean() if channel == "mri" else 1.0)
+    image[liver] += (
+        texture
+        * rng.standard_normal(int(liver.sum())).astype(np.float32)
+        * (image[liver].mean() if channel == "mri" else 1.0)
+    )
     for k, lesion in enumerate(anat.lesions):
         mask = anat.tissue == A.LESION_BASE + k
         margin, core = (np.array(v, np.float32)[c] for v in LESION[lesion.kind])

@@ -17,6 +17,7 @@ def _segment(args) -> int:
     from .pipeline import segment
     from .progress import terminal_bar
     from .roles import parse_inputs
+
     inputs = parse_inputs(args.input)
     with terminal_bar() as report:
         summary = segment(inputs, args.out, args.align, args.device, args.model, report)
@@ -27,14 +28,22 @@ def _segment(args) -> int:
 def format_summary(summary: dict, out: str | Path) -> str:
     """The few lines a user reads after a run."""
     lesions = summary["lesions"]
-    lines = [f"malignancy probability: {summary['malignancy_probability']:.2f} "
-             f"(model {summary['model']['name']} {summary['model']['version']}, synthetic training data; "
-             "not for diagnosis)",
-             f"liver volume: {summary['liver_volume_ml']:.0f} ml; lesions: {len(lesions)}"]
-    lines += [f"  lesion {les['id']}: {les['volume_ml']:.2f} ml, {les['max_diameter_mm']:.0f} mm, "
-              f"p(malignant) {les['malignancy_probability']:.2f}" for les in lesions]
-    lines.append("timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in summary["timings_s"].items())
-                 + f" on {summary['device']}")
+    lines = [
+        f"malignancy probability: {summary['malignancy_probability']:.2f} "
+        f"(model {summary['model']['name']} {summary['model']['version']}, synthetic training data; "
+        "not for diagnosis)",
+        f"liver volume: {summary['liver_volume_ml']:.0f} ml; lesions: {len(lesions)}",
+    ]
+    lines += [
+        f"  lesion {les['id']}: {les['volume_ml']:.2f} ml, {les['max_diameter_mm']:.0f} mm, "
+        f"p(malignant) {les['malignancy_probability']:.2f}"
+        for les in lesions
+    ]
+    lines.append(
+        "timings (s): "
+        + ", ".join(f"{k} {v:.1f}" for k, v in summary["timings_s"].items())
+        + f" on {summary['device']}"
+    )
     lines += [f"warning: {w}" for w in summary["warnings"]]
     lines.append(f"outputs: {Path(out).resolve()}")
     return "\n".join(lines)
@@ -47,6 +56,7 @@ def _register(args) -> int:
 
     from .imageio import read_image, staged_output, write_image, write_text
     from .registration import register, resample_to
+
     fixed, moving = read_image(args.fixed), read_image(args.moving)
     label = read_image(args.moving_label, label=True) if args.moving_label else None
     reg = register(fixed, moving, args.mode, args.fixed_role, args.moving_role)
@@ -55,12 +65,21 @@ def _register(args) -> int:
         sitk.WriteTransform(reg.transform, str(stage / "transform.h5"))
         if label is not None:
             write_image(resample_to(label, fixed, reg.transform, label=True), stage / "aligned_label.nii.gz")
-        result = {"mode": reg.mode, "metric": "Mattes mutual information (lower is better)",
-                  "metric_before": reg.metric_before, "metric_after": reg.metric_after, "seconds": round(reg.seconds, 2),
-                  "jacobian_range": list(reg.jacobian_range), "warnings": reg.warnings, "finished": time.time()}
+        result = {
+            "mode": reg.mode,
+            "metric": "Mattes mutual information (lower is better)",
+            "metric_before": reg.metric_before,
+            "metric_after": reg.metric_after,
+            "seconds": round(reg.seconds, 2),
+            "jacobian_range": list(reg.jacobian_range),
+            "warnings": reg.warnings,
+            "finished": time.time(),
+        }
         write_text(json.dumps(result, indent=2) + "\n", stage / "result.json")
-    print(f"{reg.mode} alignment: MI {reg.metric_before:.3f} -> {reg.metric_after:.3f} in {reg.seconds:.1f} s; "
-          f"outputs: {Path(args.out).resolve()}")
+    print(
+        f"{reg.mode} alignment: MI {reg.metric_before:.3f} -> {reg.metric_after:.3f} in {reg.seconds:.1f} s; "
+        f"outputs: {Path(args.out).resolve()}"
+    )
     return 0
 
 
@@ -68,6 +87,7 @@ def _phantom(args) -> int:
     from tqdm import tqdm
 
     from .phantom import make_case
+
     for i in tqdm(range(args.cases), desc="phantom", disable=not sys.stderr.isatty()):
         make_case(Path(args.out) / f"case_{i:03d}", args.seed + i, args.protocol, small=args.small)
     print(f"{args.cases} {args.protocol} case(s) in {Path(args.out).resolve()}")
@@ -77,12 +97,14 @@ def _phantom(args) -> int:
 def _evaluate(args) -> int:
     from .imageio import read_image
     from .metrics import evaluate
+
     print(json.dumps(evaluate(read_image(args.pred, label=True), read_image(args.truth, label=True)), indent=2))
     return 0
 
 
 def _train(args) -> int:
     from .train_cli import run_training
+
     return run_training(args)
 
 
@@ -90,8 +112,13 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="liverfusion", description="Multimodal liver tumour segmentation.")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("segment", help="segment liver and tumours, rate malignancy")
-    s.add_argument("--input", action="append", required=True, metavar="ROLE=PATH",
-                   help="image per role (ct, mri, nc, arterial, portal, delayed): NIfTI/NRRD/MHA file or DICOM folder")
+    s.add_argument(
+        "--input",
+        action="append",
+        required=True,
+        metavar="ROLE=PATH",
+        help="image per role (ct, mri, nc, arterial, portal, delayed): NIfTI/NRRD/MHA file or DICOM folder",
+    )
     s.add_argument("--out", required=True)
     s.add_argument("--align", default="deformable", choices=["none", "rigid", "deformable"])
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])

@@ -16,8 +16,14 @@ LABEL_COLORS = {LIVER: (0.86, 0.51, 0.40), TUMOR: (0.56, 0.93, 0.56)}
 ROLES = ("ct", "mri", "nc", "arterial", "portal", "delayed")
 # Network input channels, in order. Every role maps onto one of them.
 CHANNELS = ("nc", "arterial", "portal", "delayed", "mri")
-ROLE_TO_CHANNEL = {"ct": "portal", "mri": "mri", "nc": "nc", "arterial": "arterial",
-                   "portal": "portal", "delayed": "delayed"}
+ROLE_TO_CHANNEL = {
+    "ct": "portal",
+    "mri": "mri",
+    "nc": "nc",
+    "arterial": "arterial",
+    "portal": "portal",
+    "delayed": "delayed",
+}
 CT_ROLES = ("ct", "nc", "arterial", "portal", "delayed")
 # Roles that make the reference grid, in order of preference.
 REFERENCE_PREFERENCE = ("portal", "ct")

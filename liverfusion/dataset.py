@@ -35,8 +35,12 @@ def load_case(case_dir: Path, spacing: tuple[float, float, float]) -> dict[str, 
     label = read_image(case_dir / f"label_{reference}.nii.gz", label=True)
     label = sitk.GetArrayFromImage(sitk.Resample(label, grid, sitk.Transform(), sitk.sitkNearestNeighbor, 0))
     info = json.loads((case_dir / "case.json").read_text()) if (case_dir / "case.json").is_file() else {}
-    return {"image": stacked, "present": present, "label": label[None].astype(np.uint8),
-            "malignant": np.float32(bool(info.get("malignant", False)))}
+    return {
+        "image": stacked,
+        "present": present,
+        "label": label[None].astype(np.uint8),
+        "malignant": np.float32(bool(info.get("malignant", False))),
+    }
 
 
 def _alignment(case_dir: Path, images: dict, reference: str, role: str) -> sitk.Transform | None:

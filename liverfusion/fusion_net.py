@@ -22,20 +22,24 @@ NORM = ("instance", {"affine": True})
 class FusionNet(nn.Module):
     """Inputs [B, M, D, H, W] (one channel per modality, zeros where missing) and presence [B, M]."""
 
-    def __init__(self, features: tuple[int, ...] = (8, 16, 32, 64), n_modalities: int = len(CHANNELS),
-                 n_classes: int = 3):
+    def __init__(
+        self, features: tuple[int, ...] = (8, 16, 32, 64), n_modalities: int = len(CHANNELS), n_classes: int = 3
+    ):
         super().__init__()
         self.n_modalities = n_modalities
         self.modality_embedding = nn.Parameter(torch.zeros(n_modalities, features[0]))
         self.stem = UnetResBlock(3, 1, features[0], 3, 1, NORM)
-        self.down = nn.ModuleList(UnetResBlock(3, features[i], features[i + 1], 3, 2, NORM)
-                                  for i in range(len(features) - 1))
+        self.down = nn.ModuleList(
+            UnetResBlock(3, features[i], features[i + 1], 3, 2, NORM) for i in range(len(features) - 1)
+        )
         self.fusion = nn.ModuleList(ModalityFusion(f) for f in features)
         self.pam, self.cam = PositionAttention(features[-1]), ChannelAttention()
-        self.gates = nn.ModuleList(AttentionBlock(3, max(features[i] // 2, 4), features[i + 1], features[i])
-                                   for i in range(len(features) - 1))
-        self.up = nn.ModuleList(UnetUpBlock(3, features[i + 1], features[i], 3, 1, 2, NORM)
-                                for i in range(len(features) - 1))
+        self.gates = nn.ModuleList(
+            AttentionBlock(3, max(features[i] // 2, 4), features[i + 1], features[i]) for i in range(len(features) - 1)
+        )
+        self.up = nn.ModuleList(
+            UnetUpBlock(3, features[i + 1], features[i], 3, 1, 2, NORM) for i in range(len(features) - 1)
+        )
         self.seg_head = UnetOutBlock(3, features[0], n_classes)
         self.deep_heads = nn.ModuleList(UnetOutBlock(3, features[i], n_classes) for i in (1, 2))
         self.malignancy_head = UnetOutBlock(3, features[0], 1)
@@ -62,8 +66,11 @@ class FusionNet(nn.Module):
         skips = self.encode(x, present)
         h, deep = skips[-1], []
         for level in reversed(range(len(self.up))):
-            gated = self.gates[level](g=h, x=skips[level]) if h.shape[2:] == skips[level].shape[2:] else \
-                self.gates[level](g=nn.functional.interpolate(h, size=skips[level].shape[2:]), x=skips[level])
+            gated = (
+                self.gates[level](g=h, x=skips[level])
+                if h.shape[2:] == skips[level].shape[2:]
+                else self.gates[level](g=nn.functional.interpolate(h, size=skips[level].shape[2:]), x=skips[level])
+            )
             h = self.up[level](h, gated)
             if level in (1, 2):
                 deep.append(self.deep_heads[level - 1](h))

@@ -30,8 +30,10 @@ def read_image(path: str | os.PathLike, label: bool = False) -> sitk.Image:
         raise InputError(f"{path}: no such file or folder")
     image = _read_dicom_folder(path) if path.is_dir() else _read_file(path)
     if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
-        raise InputError(f"{path}: expected a 3-D scalar image, got {image.GetDimension()}-D with "
-                         f"{image.GetNumberOfComponentsPerPixel()} component(s)")
+        raise InputError(
+            f"{path}: expected a 3-D scalar image, got {image.GetDimension()}-D with "
+            f"{image.GetNumberOfComponentsPerPixel()} component(s)"
+        )
     if min(image.GetSize()) < 2 and not label:
         raise InputError(f"{path}: expected a 3-D image, got size {image.GetSize()} (a single slice)")
     return sitk.Cast(image, sitk.sitkUInt8 if label else sitk.sitkFloat32)

@@ -43,11 +43,18 @@ class Prediction:
 
 
 @torch.no_grad()
-def predict(network: torch.nn.Module, stacked: np.ndarray, present: np.ndarray, roi: tuple[int, int, int],
-            device: torch.device, progress: bool = False) -> Prediction:
+def predict(
+    network: torch.nn.Module,
+    stacked: np.ndarray,
+    present: np.ndarray,
+    roi: tuple[int, int, int],
+    device: torch.device,
+    progress: bool = False,
+) -> Prediction:
     """Gaussian-weighted sliding windows over the whole volume; AMP on CUDA."""
-    inferer = SlidingWindowInferer(roi_size=roi, sw_batch_size=2, overlap=0.25, mode="gaussian",
-                                   padding_mode="replicate", progress=progress)
+    inferer = SlidingWindowInferer(
+        roi_size=roi, sw_batch_size=2, overlap=0.25, mode="gaussian", padding_mode="replicate", progress=progress
+    )
     x = torch.from_numpy(stacked[None]).to(device)
     p = torch.from_numpy(present[None]).to(device)
     with torch.autocast(device.type, enabled=device.type == "cuda"):

@@ -19,8 +19,10 @@ def hd95(pred: np.ndarray, truth: np.ndarray, spacing: tuple[float, ...]) -> flo
     """95th percentile symmetric surface distance in mm; None when either mask is empty."""
     if not pred.any() or not truth.any():
         return None
+
     def surface(m):
         return m & ~ndimage.binary_erosion(m)
+
     dt_truth = ndimage.distance_transform_edt(~surface(truth), sampling=spacing)
     dt_pred = ndimage.distance_transform_edt(~surface(pred), sampling=spacing)
     d = np.concatenate([dt_truth[surface(pred)], dt_pred[surface(truth)]])
@@ -31,17 +33,28 @@ def overlap(pred: np.ndarray, truth: np.ndarray, spacing: tuple[float, ...]) -> 
     tp = float(np.logical_and(pred, truth).sum())
     fp, fn = float(pred.sum() - tp), float(truth.sum() - tp)
     tn = float(pred.size - tp - fp - fn)
+
     def ratio(a, b):
         return None if b == 0 else round(a / b, 4)
-    return {"dice": round(dice(pred, truth), 4), "jaccard": ratio(tp, tp + fp + fn) if tp + fp + fn else 1.0,
-            "sensitivity": ratio(tp, tp + fn), "precision": ratio(tp, tp + fp), "specificity": ratio(tn, tn + fp),
-            "hd95_mm": None if (h := hd95(pred, truth, spacing)) is None else round(h, 2)}
+
+    return {
+        "dice": round(dice(pred, truth), 4),
+        "jaccard": ratio(tp, tp + fp + fn) if tp + fp + fn else 1.0,
+        "sensitivity": ratio(tp, tp + fn),
+        "precision": ratio(tp, tp + fp),
+        "specificity": ratio(tn, tn + fp),
+        "hd95_mm": None if (h := hd95(pred, truth, spacing)) is None else round(h, 2),
+    }
 
 
 def evaluate(pred: sitk.Image, truth: sitk.Image) -> dict[str, dict]:
     """Metrics for liver (liver + tumour) and tumour; `pred` is resampled onto `truth` if grids differ."""
-    if pred.GetSize() != truth.GetSize() or pred.GetSpacing() != truth.GetSpacing() \
-            or pred.GetOrigin() != truth.GetOrigin() or pred.GetDirection() != truth.GetDirection():
+    if (
+        pred.GetSize() != truth.GetSize()
+        or pred.GetSpacing() != truth.GetSpacing()
+        or pred.GetOrigin() != truth.GetOrigin()
+        or pred.GetDirection() != truth.GetDirection()
+    ):
         pred = sitk.Resample(pred, truth, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
     p, t = sitk.GetArrayViewFromImage(pred), sitk.GetArrayViewFromImage(truth)
     spacing = truth.GetSpacing()[::-1]

@@ -67,8 +67,10 @@ def load(name_or_dir: str | os.PathLike | None = None, device: str | torch.devic
         raise ModelError(f"{weights}: model weights missing")
     digest = sha256(weights)
     if digest != metadata.get("model_sha256"):
-        raise ModelError(f"{weights}: SHA-256 {digest[:12]}... does not match the bundle's "
-                         f"{str(metadata.get('model_sha256'))[:12]}...; the file is corrupt or was replaced")
+        raise ModelError(
+            f"{weights}: SHA-256 {digest[:12]}... does not match the bundle's "
+            f"{str(metadata.get('model_sha256'))[:12]}...; the file is corrupt or was replaced"
+        )
     network = FusionNet(**config["network"])
     network.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     network.to(device).eval()

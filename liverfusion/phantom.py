@@ -33,8 +33,14 @@ class Acquisition:
     reference: bool
 
 
-def acquisition_for(role: str, rng: np.random.Generator, small: bool) -> Acquisition:
-    """Random but plausible scanner settings; `small` doubles the voxel size for quick tests."""
+def acquisition_for(
+    role: str, rng: np.random.Generator, small: bool, shape: tuple[int, int, int] | None = None
+) -> Acquisition:
+    """Random but plausible scanner settings; `small` doubles the voxel size for quick tests, `shape`
+    fixes the matrix (e.g. a clinical 512x512x120 CT) over a typical field of view."""
+    if shape is not None:
+        fov = (384.0, 312.0, 200.0) if role == "mri" else (380.0, 380.0, 240.0)
+        return Acquisition(tuple(f / n for f, n in zip(fov, shape)), fov, reference=role in ("ct", "portal"))
     f = 2.0 if small else 1.0
     if role == "mri":
         spacing = (f * rng.uniform(1.4, 1.9),) * 2 + (f * rng.uniform(4.0, 6.0),)
@@ -71,8 +77,7 @@ def patient_motion(anat: A.Anatomy, rng: np.random.Generator, still: bool) -> tu
     rigid.SetRotation(*map(float, np.deg2rad(rng.uniform(-4, 4, 3))))
     rigid.SetTranslation(tuple(float(v) for v in rng.uniform(-12, 12, 3)))
     field = _breathing_field(anat, rng)
-    inverse_field = sitk.InvertDisplacementField(field, maximumNumberOfIterations=50,
-                                                 enforceBoundaryCondition=True)
+    inverse_field = sitk.InvertDisplacementField(field, maximumNumberOfIterations=50, enforceBoundaryCondition=True)
     forward = sitk.CompositeTransform([sitk.DisplacementFieldTransform(sitk.Image(field)), rigid])
     inverse = sitk.CompositeTransform([rigid.GetInverse(), sitk.DisplacementFieldTransform(inverse_field)])
     return forward, inverse
@@ -111,13 +116,15 @@ def acquisition_grid(acq: Acquisition, direction: np.ndarray, center: np.ndarray
     return grid
 
 
-def acquire(world: sitk.Image, labels: sitk.Image, grid: sitk.Image, motion: sitk.Transform,
-            acq: Acquisition) -> tuple[sitk.Image, sitk.Image]:
+def acquire(
+    world: sitk.Image, labels: sitk.Image, grid: sitk.Image, motion: sitk.Transform, acq: Acquisition
+) -> tuple[sitk.Image, sitk.Image]:
     """Resample the world onto the grid through the motion, after a blur matching the voxel size."""
     sigma = [max(0.0, (s**2 - world.GetSpacing()[0] ** 2)) ** 0.5 / 2.355 for s in acq.spacing]
     blurred = sitk.SmoothingRecursiveGaussian(world, [max(v, 0.01) for v in sigma])
-    image = sitk.Resample(blurred, grid, motion, sitk.sitkLinear, float(np.min(sitk.GetArrayViewFromImage(world))),
-                          sitk.sitkFloat32)
+    image = sitk.Resample(
+        blurred, grid, motion, sitk.sitkLinear, float(np.min(sitk.GetArrayViewFromImage(world))), sitk.sitkFloat32
+    )
     label = sitk.Resample(labels, grid, motion, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
     return image, label
 
@@ -151,8 +158,14 @@ def label_world(anat: A.Anatomy) -> np.ndarray:
     return labels
 
 
-def make_case(out_dir: str | Path, seed: int, protocol: str = "ct-mri", small: bool = False,
-              roles: tuple[str, ...] | None = None) -> dict:
+def make_case(
+    out_dir: str | Path,
+    seed: int,
+    protocol: str = "ct-mri",
+    small: bool = False,
+    roles: tuple[str, ...] | None = None,
+    shapes: dict[str, tuple[int, int, int]] | None = None,
+) -> dict:
     """Generate one case folder: an image and a label per role, ground-truth transforms and case.json."""
     rng = np.random.default_rng(seed)
     anat = A.make_anatomy(rng)
@@ -162,7 +175,7 @@ def make_case(out_dir: str | Path, seed: int, protocol: str = "ct-mri", small: b
     info = {"seed": seed, "protocol": protocol, "reference": choose_reference(roles), "images": {}}
     with staged_output(out_dir) as stage:
         for role in roles:
-            acq = acquisition_for(role, rng, small)
+            acq = acquisition_for(role, rng, small, (shapes or {}).get(role))
             still = role == info["reference"]
             motion, truth = patient_motion(anat, rng, still)
             direction = random_direction(rng, 0 if role != "mri" else 8)
@@ -174,14 +187,26 @@ def make_case(out_dir: str | Path, seed: int, protocol: str = "ct-mri", small: b
             write_image(image, stage / f"{role}.nii.gz")
             write_image(label, stage / f"label_{role}.nii.gz")
             sitk.WriteTransform(truth, str(stage / f"truth_transform_{role}.h5"))
-            info["images"][role] = {"spacing_mm": list(acq.spacing), "size": list(grid.GetSize()),
-                                    "direction": direction.flatten().round(6).tolist(),
-                                    "truth_transform": f"truth_transform_{role}.h5"}
-        info["lesions"] = [{"type": les.kind, "malignant": les.malignant, "diameter_mm": round(les.diameter_mm, 1),
-                            "center_world_mm": [round(v, 2) for v in les.center_mm]} for les in anat.lesions]
+            info["images"][role] = {
+                "spacing_mm": list(acq.spacing),
+                "size": list(grid.GetSize()),
+                "direction": direction.flatten().round(6).tolist(),
+                "truth_transform": f"truth_transform_{role}.h5",
+            }
+        info["lesions"] = [
+            {
+                "type": les.kind,
+                "malignant": les.malignant,
+                "diameter_mm": round(les.diameter_mm, 1),
+                "center_world_mm": [round(v, 2) for v in les.center_mm],
+            }
+            for les in anat.lesions
+        ]
         info["malignant"] = any(les.malignant for les in anat.lesions)
-        info["transforms_note"] = ("truth_transform_<role>.h5 maps a point of the reference's frame to the same "
-                                   "anatomy in that image (ITK resampling convention, like transform_<role>.h5)")
+        info["transforms_note"] = (
+            "truth_transform_<role>.h5 maps a point of the reference's frame to the same "
+            "anatomy in that image (ITK resampling convention, like transform_<role>.h5)"
+        )
         write_text(json.dumps(info, indent=2), stage / "case.json")
     return info
 

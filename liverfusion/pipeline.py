@@ -46,33 +46,77 @@ class CaseResult:
 
     def summary(self, inputs: dict[str, str] | None = None) -> dict:
         """The `result.json` contract."""
-        return {"reference": self.reference, "malignancy_probability": round(self.probability, 4),
-                "liver_volume_ml": round(self.liver_volume_ml, 1), "lesions": [les.as_dict() for les in self.lesions],
-                "timings_s": {k: round(v, 2) for k, v in self.timings.items()}, "device": self.device,
-                "model": {"name": self.model.name, "version": self.model.version, "sha256": self.model.sha256},
-                "inputs": inputs or {}, "alignment": {role: {"mode": r.mode, "metric_before": round(r.metric_before, 4),
-                                                             "metric_after": round(r.metric_after, 4),
-                                                             "jacobian_range": [round(v, 3) for v in r.jacobian_range]}
-                                                      for role, r in self.registrations.items()},
-                "warnings": self.warnings}
+        return {
+            "reference": self.reference,
+            "malignancy_probability": round(self.probability, 4),
+            "liver_volume_ml": round(self.liver_volume_ml, 1),
+            "lesions": [les.as_dict() for les in self.lesions],
+            "timings_s": {k: round(v, 2) for k, v in self.timings.items()},
+            "device": self.device,
+            "model": {"name": self.model.name, "version": self.model.version, "sha256": self.model.sha256},
+            "inputs": inputs or {},
+            "alignment": {
+                role: {
+                    "mode": r.mode,
+                    "metric_before": round(r.metric_before, 4),
+                    "metric_after": round(r.metric_after, 4),
+                    "jacobian_range": [round(v, 3) for v in r.jacobian_range],
+                }
+                for role, r in self.registrations.items()
+            },
+            "warnings": self.warnings,
+        }
 
 
-def align_all(images: dict[str, sitk.Image], reference: str, mode: str, report: Reporter,
-              names: dict[str, str] | None = None) -> dict[str, registration.Registration]:
+FOCUS_MARGIN_MM = 20.0
+
+
+def liver_focus(image: sitk.Image, role: str, bundle: model_store.Bundle, device) -> sitk.Image | None:
+    """The liver found by the network on the reference image alone, dilated by 20 mm; None if none found.
+
+    The network works with any subset of inputs, so it can find the liver before alignment; the
+    deformable stage then fits the organ we care about rather than the whole abdomen.
+    """
+    grid = canonical_grid(image, tuple(bundle.config["spacing_mm"]))
+    stacked, present = stack_channels({role: to_grid(image, grid, role)})
+    pred = predict(bundle.network, stacked, present, tuple(bundle.config["roi_size"]), device)
+    liver = sitk.GetImageFromArray((pred.probabilities[1:].sum(0) > 0.5).astype(np.uint8))
+    liver.CopyInformation(grid)
+    liver = sitk.RelabelComponent(sitk.ConnectedComponent(liver), sortByObjectSize=True) == 1
+    if postprocess.liver_volume_ml(liver) < 100:
+        return None
+    radius = [int(np.ceil(FOCUS_MARGIN_MM / s)) for s in grid.GetSpacing()]
+    return sitk.BinaryDilate(liver, radius)
+
+
+def align_all(
+    images: dict[str, sitk.Image],
+    reference: str,
+    mode: str,
+    report: Reporter,
+    names: dict[str, str] | None = None,
+    focus: sitk.Image | None = None,
+) -> dict[str, registration.Registration]:
     """Register every non-reference input to the reference."""
     moving = [r for r in images if r != reference]
     out = {}
     for i, role in enumerate(moving):
         report(0.05 + 0.4 * i / max(len(moving), 1), f"align {role}")
         try:
-            out[role] = registration.register(images[reference], images[role], mode, reference, role)
+            out[role] = registration.register(images[reference], images[role], mode, reference, role, focus)
         except OverlapError as exc:
             raise OverlapError(f"{(names or {}).get(role, role)}: {exc}") from None
     return out
 
 
-def run_case(images: dict[str, sitk.Image], align: str = "deformable", device: str = "auto",
-             model: str | None = None, report: Reporter = silent, names: dict[str, str] | None = None) -> CaseResult:
+def run_case(
+    images: dict[str, sitk.Image],
+    align: str = "deformable",
+    device: str = "auto",
+    model: str | None = None,
+    report: Reporter = silent,
+    names: dict[str, str] | None = None,
+) -> CaseResult:
     """Segment one case held in memory. `names` maps roles to file names for error messages."""
     check_roles(images)
     if align not in registration.MODES:
@@ -81,13 +125,21 @@ def run_case(images: dict[str, sitk.Image], align: str = "deformable", device: s
     dev = pick_device(device)
     bundle = model_store.load(model, dev)
     reference = choose_reference(images)
-    regs = align_all(images, reference, align, report, names)
+    warnings = []
+    focus = None
+    if align == "deformable" and len(images) > 1:
+        report(0.02, "find liver")
+        focus = liver_focus(images[reference], reference, bundle, dev)
+        if focus is None:
+            warnings.append("no liver found on the reference alone: deformable alignment of the whole image")
+    regs = align_all(images, reference, align, report, names, focus)
     timings["align"] = time.perf_counter() - start
     report(0.45, "infer")
     t = time.perf_counter()
     grid = canonical_grid(images[reference], tuple(bundle.config["spacing_mm"]))
-    arrays = {role: to_grid(img, grid, role, regs[role].transform if role in regs else None)
-              for role, img in images.items()}
+    arrays = {
+        role: to_grid(img, grid, role, regs[role].transform if role in regs else None) for role, img in images.items()
+    }
     stacked, present = stack_channels(arrays)
     pred = predict(bundle.network, stacked, present, tuple(bundle.config["roi_size"]), dev)
     timings["infer"] = time.perf_counter() - t
@@ -95,9 +147,16 @@ def run_case(images: dict[str, sitk.Image], align: str = "deformable", device: s
     t = time.perf_counter()
     result = _postprocess(pred, grid, images, reference, regs)
     timings["postprocess"] = time.perf_counter() - t
-    warnings = [w for r in regs.values() for w in r.warnings]
-    return CaseResult(reference=reference, device=str(dev), model=bundle, registrations=regs, timings=timings,
-                      warnings=warnings, **result)
+    warnings += [w for r in regs.values() for w in r.warnings]
+    return CaseResult(
+        reference=reference,
+        device=str(dev),
+        model=bundle,
+        registrations=regs,
+        timings=timings,
+        warnings=warnings,
+        **result,
+    )
 
 
 def _on_reference(array: np.ndarray, grid: sitk.Image, reference: sitk.Image) -> sitk.Image:
@@ -121,13 +180,20 @@ def _postprocess(pred, grid, images, reference, regs) -> dict:
     attention_arr = (attention_arr / max(float(attention_arr.max()), 1e-6)).astype(np.float32)
     attention = sitk.GetImageFromArray(attention_arr)
     attention.CopyInformation(ref)
-    fusion = {role: _on_reference(pred.fusion_weights[CHANNELS.index(ROLE_TO_CHANNEL[role])], grid, ref)
-              for role in images}
+    fusion = {
+        role: _on_reference(pred.fusion_weights[CHANNELS.index(ROLE_TO_CHANNEL[role])], grid, ref) for role in images
+    }
     aligned = {role: registration.resample_to(images[role], ref, r.transform) for role, r in regs.items()}
-    return {"labels": labels, "attention": attention, "fusion": fusion, "malignancy_logits": logits,
-            "aligned": aligned, "lesions": lesions,
-            "probability": postprocess.case_probability(lesions, tumor_prob, logit_arr),
-            "liver_volume_ml": postprocess.liver_volume_ml(labels)}
+    return {
+        "labels": labels,
+        "attention": attention,
+        "fusion": fusion,
+        "malignancy_logits": logits,
+        "aligned": aligned,
+        "lesions": lesions,
+        "probability": postprocess.case_probability(lesions, tumor_prob, logit_arr),
+        "liver_volume_ml": postprocess.liver_volume_ml(labels),
+    }
 
 
 def read_inputs(inputs: dict[str, str]) -> dict[str, sitk.Image]:
@@ -154,8 +220,14 @@ def write_summary(result: CaseResult, out: Path, inputs: dict[str, str]) -> dict
     return summary
 
 
-def segment(inputs: dict[str, str], out_dir: str | Path, align: str = "deformable", device: str = "auto",
-            model: str | None = None, report: Reporter = silent) -> dict:
+def segment(
+    inputs: dict[str, str],
+    out_dir: str | Path,
+    align: str = "deformable",
+    device: str = "auto",
+    model: str | None = None,
+    report: Reporter = silent,
+) -> dict:
     """Read, segment and write one case; on any error nothing is left in `out_dir`."""
     t = time.perf_counter()
     images = read_inputs(inputs)

@@ -29,9 +29,13 @@ class Lesion:
     malignancy_probability: float
 
     def as_dict(self) -> dict:
-        return {"id": self.id, "volume_ml": round(self.volume_ml, 3), "max_diameter_mm": round(self.max_diameter_mm, 1),
-                "centroid_lps_mm": [round(v, 1) for v in self.centroid_lps_mm],
-                "malignancy_probability": round(self.malignancy_probability, 4)}
+        return {
+            "id": self.id,
+            "volume_ml": round(self.volume_ml, 3),
+            "max_diameter_mm": round(self.max_diameter_mm, 1),
+            "centroid_lps_mm": [round(v, 1) for v in self.centroid_lps_mm],
+            "malignancy_probability": round(self.malignancy_probability, 4),
+        }
 
 
 def clean_labels(labels: sitk.Image) -> sitk.Image:
@@ -62,8 +66,15 @@ def find_lesions(labels: sitk.Image, malignancy_logits: sitk.Image) -> tuple[lis
         if volume < MIN_LESION_ML:
             continue
         keep[label] = len(lesions) + 1
-        lesions.append(Lesion(len(lesions) + 1, volume, max_diameter_mm(components, label, stats),
-                              list(stats.GetCentroid(label)), float(sigmoid(mean_logit[label - 1]))))
+        lesions.append(
+            Lesion(
+                len(lesions) + 1,
+                volume,
+                max_diameter_mm(components, label, stats),
+                list(stats.GetCentroid(label)),
+                float(sigmoid(mean_logit[label - 1])),
+            )
+        )
     relabelled = sitk.GetImageFromArray(keep[comp].astype(np.uint16))
     relabelled.CopyInformation(labels)
     return lesions, relabelled
@@ -72,7 +83,7 @@ def find_lesions(labels: sitk.Image, malignancy_logits: sitk.Image) -> tuple[lis
 def max_diameter_mm(components: sitk.Image, label: int, stats: sitk.LabelShapeStatisticsImageFilter) -> float:
     """Largest distance between two voxel centres of a lesion, through its convex hull (fast for any size)."""
     x0, y0, z0, sx, sy, sz = stats.GetBoundingBox(label)
-    box = sitk.GetArrayViewFromImage(components)[z0:z0 + sz, y0:y0 + sy, x0:x0 + sx] == label
+    box = sitk.GetArrayViewFromImage(components)[z0 : z0 + sz, y0 : y0 + sy, x0 : x0 + sx] == label
     idx = np.argwhere(box)[:, ::-1] + np.array([x0, y0, z0])
     direction = np.array(components.GetDirection()).reshape(3, 3)
     points = idx * np.array(components.GetSpacing()) @ direction.T

@@ -44,8 +44,7 @@ def background_value(role: str) -> float:
     return -1000.0 if ROLE_TO_CHANNEL[role] != "mri" else 0.0
 
 
-def to_grid(image: sitk.Image, grid: sitk.Image, role: str,
-            transform: sitk.Transform | None = None) -> np.ndarray:
+def to_grid(image: sitk.Image, grid: sitk.Image, role: str, transform: sitk.Transform | None = None) -> np.ndarray:
     """Resample one image (through its alignment transform) onto the grid and normalise it."""
     transform = transform or sitk.Transform(3, sitk.sitkIdentity)
     resampled = sitk.Resample(image, grid, transform, sitk.sitkLinear, background_value(role), sitk.sitkFloat32)

@@ -17,9 +17,9 @@ from .imageio import write_image
 # DICOM/SNOMED CT terminology, as Slicer's "SegmentationCategoryTypeContextName" entries spell them.
 TERMINOLOGY = {
     1: "Segmentation category and type - 3D Slicer General Anatomy list~SCT^123037004^Anatomical Structure~"
-       "SCT^10200004^Liver~^^~Anatomic codes - DICOM master list~^^~^^",
+    "SCT^10200004^Liver~^^~Anatomic codes - DICOM master list~^^~^^",
     2: "Segmentation category and type - 3D Slicer General Anatomy list~SCT^49755003^Morphologically Altered "
-       "Structure~SCT^108369006^Neoplasm~^^~Anatomic codes - DICOM master list~SCT^10200004^Liver~^^",
+    "Structure~SCT^108369006^Neoplasm~^^~Anatomic codes - DICOM master list~SCT^10200004^Liver~^^",
 }
 
 

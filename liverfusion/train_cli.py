@@ -18,15 +18,23 @@ from .errors import LiverFusionError
 from .inference import pick_device
 from .training import TrainConfig, train
 
-INTENDED_USE = ("Research only. Trained on synthetic phantoms; not validated on patients and not for diagnosis. "
-                "Segments liver and liver lesions on CT and/or MRI and rates lesion malignancy.")
+INTENDED_USE = (
+    "Research only. Trained on synthetic phantoms; not validated on patients and not for diagnosis. "
+    "Segments liver and liver lesions on CT and/or MRI and rates lesion malignancy."
+)
 
 
 def run_training(args: argparse.Namespace) -> int:
     cases = find_cases([Path(d) for d in args.data])
     if not cases:
-        raise LiverFusionError(f"{', '.join(args.data)}: no case folders (expected <role>.nii.gz and label_<role>.nii.gz)")
-    val = find_cases([Path(d) for d in args.val]) if args.val else cases[:: max(10, len(cases) // max(1, len(cases) // 10))]
+        raise LiverFusionError(
+            f"{', '.join(args.data)}: no case folders (expected <role>.nii.gz and label_<role>.nii.gz)"
+        )
+    val = (
+        find_cases([Path(d) for d in args.val])
+        if args.val
+        else cases[:: max(10, len(cases) // max(1, len(cases) // 10))]
+    )
     train_cases = [c for c in cases if c not in val]
     out = Path(args.out)
     work = Path(args.work) if args.work else out.parent / f".train_{out.name}"
@@ -34,41 +42,71 @@ def run_training(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     net, best = train(train_cases, val, work, cfg, device, resume=args.resume)
-    config = {"network": {"features": list(cfg.features)}, "spacing_mm": list(cfg.spacing_mm),
-              "roi_size": list(cfg.roi_size), "channels": list(CHANNELS), "train": dataclasses.asdict(cfg)}
+    config = {
+        "network": {"features": list(cfg.features)},
+        "spacing_mm": list(cfg.spacing_mm),
+        "roi_size": list(cfg.roi_size),
+        "channels": list(CHANNELS),
+        "train": dataclasses.asdict(cfg),
+    }
     metadata = bundle_metadata(out.name, args.version, len(train_cases), len(val), best)
     model_store.save(out, net, config, metadata, model_card(metadata, cfg, best))
-    print(f"model written to {out.resolve()} (validation liver Dice {best.get('liver', float('nan')):.3f}, "
-          f"tumor Dice {best.get('tumor', float('nan')):.3f})")
+    print(
+        f"model written to {out.resolve()} (validation liver Dice {best.get('liver', float('nan')):.3f}, "
+        f"tumor Dice {best.get('tumor', float('nan')):.3f})"
+    )
     return 0
 
 
 def bundle_metadata(name: str, version: str, n_train: int, n_val: int, best: dict) -> dict:
-    return {"name": name, "version": version, "schema": "https://github.com/Project-MONAI/MONAI-extra-test-data/"
-            "releases/download/0.8.1/meta_schema_20220324.json", "monai_version": monai.__version__,
-            "pytorch_version": torch.__version__.split("+")[0], "numpy_version": np.__version__,
-            "liverfusion_version": __version__, "created": datetime.date.today().isoformat(),
-            "task": "Liver and liver tumour segmentation with malignancy rating from CT and/or MRI",
-            "intended_use": INTENDED_USE, "training_data": {"train_cases": n_train, "validation_cases": n_val,
-                                                            "source": "LiverFusion phantoms (synthetic)"},
-            "validation": {k: v for k, v in best.items() if k != "score"},
-            "network_data_format": {
-                "inputs": {"image": {"type": "image", "num_channels": len(CHANNELS), "channel_def": dict(enumerate(CHANNELS)),
-                                     "format": "CT HU windowed [-21,189] -> [-1,1]; MRI body z-score / 2"},
-                           "present": {"type": "vector", "num_channels": len(CHANNELS)}},
-                "outputs": {"seg": {"type": "image", "num_channels": 3,
-                                    "channel_def": {"0": "background", "1": "liver", "2": "tumor"}},
-                            "malignancy": {"type": "image", "num_channels": 1, "format": "logit per voxel"}}}}
+    return {
+        "name": name,
+        "version": version,
+        "schema": "https://github.com/Project-MONAI/MONAI-extra-test-data/"
+        "releases/download/0.8.1/meta_schema_20220324.json",
+        "monai_version": monai.__version__,
+        "pytorch_version": torch.__version__.split("+")[0],
+        "numpy_version": np.__version__,
+        "liverfusion_version": __version__,
+        "created": datetime.date.today().isoformat(),
+        "task": "Liver and liver tumour segmentation with malignancy rating from CT and/or MRI",
+        "intended_use": INTENDED_USE,
+        "training_data": {
+            "train_cases": n_train,
+            "validation_cases": n_val,
+            "source": "LiverFusion phantoms (synthetic)",
+        },
+        "validation": {k: v for k, v in best.items() if k != "score"},
+        "network_data_format": {
+            "inputs": {
+                "image": {
+                    "type": "image",
+                    "num_channels": len(CHANNELS),
+                    "channel_def": dict(enumerate(CHANNELS)),
+                    "format": "CT HU windowed [-21,189] -> [-1,1]; MRI body z-score / 2",
+                },
+                "present": {"type": "vector", "num_channels": len(CHANNELS)},
+            },
+            "outputs": {
+                "seg": {
+                    "type": "image",
+                    "num_channels": 3,
+                    "channel_def": {"0": "background", "1": "liver", "2": "tumor"},
+                },
+                "malignancy": {"type": "image", "num_channels": 1, "format": "logit per voxel"},
+            },
+        },
+    }
 
 
 def model_card(meta: dict, cfg: TrainConfig, best: dict) -> str:
-    return f"""# {meta['name']} {meta['version']}: model card
+    return f"""# {meta["name"]} {meta["version"]}: model card
 
 ## Intended use
-{meta['intended_use']}
+{meta["intended_use"]}
 
 ## Architecture
-One shared encoder per present modality (channels {', '.join(CHANNELS)}) with a learned modality embedding, so
+One shared encoder per present modality (channels {", ".join(CHANNELS)}) with a learned modality embedding, so
 any subset of inputs works and the weights are shared across modalities (a small dataset cannot feed five
 encoders). At every scale the modalities are fused by squeeze-and-excitation channel attention and a spatial
 softmax over present modalities (the `attention_<role>` maps). DANet position and channel attention at the
@@ -77,14 +115,14 @@ A voxel-wise malignancy head, linear on decoder features: pooling its logits ove
 probability, and the logit map is an exact class-activation map (`attention.nii.gz`).
 
 ## Training
-Data: {meta['training_data']['train_cases']} synthetic phantom cases (CT+MRI and multiphase CT), validation on
-{meta['training_data']['validation_cases']} others. Spacing {cfg.spacing_mm} mm, patches {cfg.patch}, batch {cfg.batch_size},
-{cfg.steps} steps, AdamW lr {cfg.lr} one-cycle. Loss Dice + 0.5 x CE with deep supervision, plus BCE malignancy
+Data: {meta["training_data"]["train_cases"]} synthetic phantom cases (CT+MRI and multiphase CT), validation on
+{meta["training_data"]["validation_cases"]} others. Spacing {cfg.spacing_mm} mm, patches {cfg.patch},
+batch {cfg.batch_size}, {cfg.steps} steps, AdamW lr {cfg.lr} one-cycle. Loss Dice + 0.5 x CE with deep supervision, plus BCE malignancy
 on tumour voxels. Augmentation: flips, intensity scale/shift, per-channel shifts (misregistration), modality dropout.
 
 ## Metrics
-Validation (best checkpoint, step {best.get('step')}): liver Dice {best.get('liver', float('nan')):.3f},
-tumour Dice {best.get('tumor', float('nan')):.3f}. Held-out figures: see the README and `Testing/benchmarks/`.
+Validation (best checkpoint, step {best.get("step")}): liver Dice {best.get("liver", float("nan")):.3f},
+tumour Dice {best.get("tumor", float("nan")):.3f}. Held-out figures: see the README and `Testing/benchmarks/`.
 
 ## Limits
 Synthetic training data only: real scans differ in texture, anatomy and artefacts. Not a medical device.

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import csv
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import warnings
-
 from monai.losses import DeepSupervisionLoss, DiceCELoss
-from monai.transforms import (Compose, RandCropByLabelClassesd, RandFlipd, RandScaleIntensityd,
-                              RandShiftIntensityd)
+from monai.transforms import Compose, RandCropByLabelClassesd, RandFlipd, RandScaleIntensityd, RandShiftIntensityd
 from tqdm import tqdm
 
 from .constants import TUMOR
@@ -46,12 +44,16 @@ warnings.filterwarnings("ignore", message="no available indices of class")  # tu
 
 def augmentations(patch) -> Compose:
     keys = ["image", "label"]
-    return Compose([
-        RandCropByLabelClassesd(keys, "label", patch, ratios=[1, 2, 3], num_classes=3, num_samples=1),
-        RandFlipd(keys, prob=0.5, spatial_axis=0), RandFlipd(keys, prob=0.5, spatial_axis=1),
-        RandFlipd(keys, prob=0.5, spatial_axis=2),
-        RandScaleIntensityd("image", factors=0.1, prob=0.5), RandShiftIntensityd("image", offsets=0.1, prob=0.5),
-    ])
+    return Compose(
+        [
+            RandCropByLabelClassesd(keys, "label", patch, ratios=[1, 2, 3], num_classes=3, num_samples=1),
+            RandFlipd(keys, prob=0.5, spatial_axis=0),
+            RandFlipd(keys, prob=0.5, spatial_axis=1),
+            RandFlipd(keys, prob=0.5, spatial_axis=2),
+            RandScaleIntensityd("image", factors=0.1, prob=0.5),
+            RandShiftIntensityd("image", offsets=0.1, prob=0.5),
+        ]
+    )
 
 
 def misregister(image: np.ndarray, rng: np.random.Generator, max_vox: int = 1) -> np.ndarray:
@@ -85,8 +87,12 @@ def make_batch(cases: list[dict], transform: Compose, rng: np.random.Generator, 
         images.append(misregister(np.asarray(sample["image"]), rng) * present[:, None, None, None])
         labels.append(np.asarray(sample["label"]))
         malignant.append(float(case["malignant"]))
-    return (torch.from_numpy(np.stack(images)).float(), torch.from_numpy(np.stack(labels)).float(),
-            torch.tensor(malignant).float(), torch.from_numpy(present)[None].repeat(batch_size, 1))
+    return (
+        torch.from_numpy(np.stack(images)).float(),
+        torch.from_numpy(np.stack(labels)).float(),
+        torch.tensor(malignant).float(),
+        torch.from_numpy(present)[None].repeat(batch_size, 1),
+    )
 
 
 class Losses(torch.nn.Module):
@@ -118,8 +124,14 @@ def validate(net: FusionNet, cases: list[dict], cfg: TrainConfig, device: torch.
     return {k: float(np.mean(v)) for k, v in scores.items()}
 
 
-def train(train_dirs: list[Path], val_dirs: list[Path], work: Path, cfg: TrainConfig, device: torch.device,
-          resume: bool = False) -> tuple[FusionNet, dict]:
+def train(
+    train_dirs: list[Path],
+    val_dirs: list[Path],
+    work: Path,
+    cfg: TrainConfig,
+    device: torch.device,
+    resume: bool = False,
+) -> tuple[FusionNet, dict]:
     """Train; writes `work/last.pt`, `work/best.pt` and `work/log.csv`. Returns the best network and its scores."""
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -161,8 +173,16 @@ def train(train_dirs: list[Path], val_dirs: list[Path], work: Path, cfg: TrainCo
             writer.writerow(row)
             log.flush()
             if step % 50 == 0 or step == cfg.steps:
-                torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                            "step": step, "best": best}, work / "last.pt")
+                torch.save(
+                    {
+                        "net": net.state_dict(),
+                        "opt": opt.state_dict(),
+                        "sched": sched.state_dict(),
+                        "step": step,
+                        "best": best,
+                    },
+                    work / "last.pt",
+                )
     if (work / "best.pt").is_file():
         net.load_state_dict(torch.load(work / "best.pt", map_location=device, weights_only=True))
     return net, best

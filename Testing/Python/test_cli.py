@@ -20,8 +20,19 @@ def run(*args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def segmented(small_ctmri, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("seg") / "out"
-    done = run("segment", "--input", f"ct={small_ctmri / 'ct.nii.gz'}", "--input", f"mri={small_ctmri / 'mri.nii.gz'}",
-               "--out", str(out), "--align", "rigid", "--device", "cpu")
+    done = run(
+        "segment",
+        "--input",
+        f"ct={small_ctmri / 'ct.nii.gz'}",
+        "--input",
+        f"mri={small_ctmri / 'mri.nii.gz'}",
+        "--out",
+        str(out),
+        "--align",
+        "rigid",
+        "--device",
+        "cpu",
+    )
     assert done.returncode == 0, done.stderr
     assert "malignancy probability" in done.stdout and str(out.resolve()) in done.stdout
     return out
@@ -29,8 +40,16 @@ def segmented(small_ctmri, tmp_path_factory) -> Path:
 
 def test_segment_writes_every_output_of_the_contract(segmented):
     names = {p.name for p in segmented.iterdir()}
-    assert names == {"segmentation.nii.gz", "segmentation.seg.nrrd", "attention.nii.gz", "attention_ct.nii.gz",
-                     "attention_mri.nii.gz", "aligned_mri.nii.gz", "transform_mri.h5", "result.json"}
+    assert names == {
+        "segmentation.nii.gz",
+        "segmentation.seg.nrrd",
+        "attention.nii.gz",
+        "attention_ct.nii.gz",
+        "attention_mri.nii.gz",
+        "aligned_mri.nii.gz",
+        "transform_mri.h5",
+        "result.json",
+    }
     result = json.loads((segmented / "result.json").read_text())
     assert result["reference"] == "ct" and result["device"] == "cpu"
     assert 0 <= result["malignancy_probability"] <= 1
@@ -65,16 +84,35 @@ def test_seg_nrrd_opens_as_a_slicer_segmentation(segmented):
 
 
 def test_evaluate_against_the_truth(segmented, small_ctmri, capsys):
-    assert main(["evaluate", "--pred", str(segmented / "segmentation.nii.gz"),
-                 "--truth", str(small_ctmri / "label_ct.nii.gz")]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--pred",
+                str(segmented / "segmentation.nii.gz"),
+                "--truth",
+                str(small_ctmri / "label_ct.nii.gz"),
+            ]
+        )
+        == 0
+    )
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["liver"]["dice"] > 0.5  # a trained model finds the liver on an unseen phantom
 
 
 def test_register_writes_aligned_image_label_and_readable_transform(small_ctmri, tmp_path):
     out = tmp_path / "reg"
-    done = run("register", "--fixed", str(small_ctmri / "ct.nii.gz"), "--moving", str(small_ctmri / "mri.nii.gz"),
-               "--moving-label", str(small_ctmri / "label_mri.nii.gz"), "--out", str(out))
+    done = run(
+        "register",
+        "--fixed",
+        str(small_ctmri / "ct.nii.gz"),
+        "--moving",
+        str(small_ctmri / "mri.nii.gz"),
+        "--moving-label",
+        str(small_ctmri / "label_mri.nii.gz"),
+        "--out",
+        str(out),
+    )
     assert done.returncode == 0, done.stderr
     assert {p.name for p in out.iterdir()} == {"aligned.nii.gz", "aligned_label.nii.gz", "transform.h5", "result.json"}
     result = json.loads((out / "result.json").read_text())
@@ -83,13 +121,20 @@ def test_register_writes_aligned_image_label_and_readable_transform(small_ctmri,
 
 
 def test_phantom_command_writes_cases(tmp_path):
-    done = run("phantom", "--out", str(tmp_path / "ph"), "--cases", "2", "--seed", "9", "--protocol", "multiphase",
-               "--small")
+    done = run(
+        "phantom", "--out", str(tmp_path / "ph"), "--cases", "2", "--seed", "9", "--protocol", "multiphase", "--small"
+    )
     assert done.returncode == 0, done.stderr
     for case in ("case_000", "case_001"):
         names = {p.name for p in (tmp_path / "ph" / case).iterdir()}
-        assert {"nc.nii.gz", "arterial.nii.gz", "portal.nii.gz", "delayed.nii.gz", "label_portal.nii.gz",
-                "case.json"} <= names
+        assert {
+            "nc.nii.gz",
+            "arterial.nii.gz",
+            "portal.nii.gz",
+            "delayed.nii.gz",
+            "label_portal.nii.gz",
+            "case.json",
+        } <= names
 
 
 def _flat_2d(tmp_path):
@@ -98,12 +143,15 @@ def _flat_2d(tmp_path):
     return path
 
 
-@pytest.mark.parametrize("inputs, message", [
-    (lambda d, t: [f"ct={t / 'missing.nii.gz'}"], "no such file"),
-    (lambda d, t: [f"pet={d / 'ct.nii.gz'}"], "unknown image role"),
-    (lambda d, t: [f"ct={_flat_2d(t)}"], "3-D"),
-    (lambda d, t: [f"ct={d / 'case.json'}"], "not a readable image"),
-])
+@pytest.mark.parametrize(
+    "inputs, message",
+    [
+        (lambda d, t: [f"ct={t / 'missing.nii.gz'}"], "no such file"),
+        (lambda d, t: [f"pet={d / 'ct.nii.gz'}"], "unknown image role"),
+        (lambda d, t: [f"ct={_flat_2d(t)}"], "3-D"),
+        (lambda d, t: [f"ct={d / 'case.json'}"], "not a readable image"),
+    ],
+)
 def test_user_errors_are_one_line_exit_2_and_leave_no_output(small_ctmri, tmp_path, inputs, message):
     out = tmp_path / "out"
     args = ["segment", "--out", str(out), "--align", "rigid"]
@@ -121,8 +169,17 @@ def test_images_that_do_not_overlap_name_the_moving_file(small_ctmri, tmp_path):
     far = sitk.ReadImage(str(small_ctmri / "mri.nii.gz"))
     far.SetOrigin((9000.0, 9000.0, 9000.0))
     sitk.WriteImage(far, str(tmp_path / "far.nii.gz"))
-    done = run("segment", "--input", f"ct={small_ctmri / 'ct.nii.gz'}", "--input", f"mri={tmp_path / 'far.nii.gz'}",
-               "--out", str(tmp_path / "out"), "--align", "rigid")
+    done = run(
+        "segment",
+        "--input",
+        f"ct={small_ctmri / 'ct.nii.gz'}",
+        "--input",
+        f"mri={tmp_path / 'far.nii.gz'}",
+        "--out",
+        str(tmp_path / "out"),
+        "--align",
+        "rigid",
+    )
     assert done.returncode == 2 and "far.nii.gz" in done.stderr and "overlap" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()

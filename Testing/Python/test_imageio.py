@@ -34,12 +34,15 @@ def test_reads_a_real_dicom_series(real_data):
     assert float(sitk.GetArrayViewFromImage(image).min()) < -900  # Hounsfield units, rescale applied
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda p: None, "no such file"),
-    (lambda p: p.write_text("not an image"), "not a readable image"),
-    (lambda p: sitk.WriteImage(sitk.Image(5, 5, sitk.sitkFloat32), str(p)), "3-D"),
-    (lambda p: sitk.WriteImage(sitk.Image([4, 4, 4, 3], sitk.sitkFloat32), str(p)), "3-D"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: None, "no such file"),
+        (lambda p: p.write_text("not an image"), "not a readable image"),
+        (lambda p: sitk.WriteImage(sitk.Image(5, 5, sitk.sitkFloat32), str(p)), "3-D"),
+        (lambda p: sitk.WriteImage(sitk.Image([4, 4, 4, 3], sitk.sitkFloat32), str(p)), "3-D"),
+    ],
+)
 def test_bad_files_name_the_file_and_the_problem(tmp_path, make, message):
     path = tmp_path / "bad.nii.gz"
     make(path)

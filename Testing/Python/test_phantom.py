@@ -57,8 +57,11 @@ def test_lesions_stay_inside_the_liver_and_types_match_malignancy():
 
 def test_same_seed_same_case(tmp_path):
     from liverfusion.phantom import make_case
+
     a = make_case(tmp_path / "a", 5, "ct-mri", small=True)
     b = make_case(tmp_path / "b", 5, "ct-mri", small=True)
     assert a == b
-    assert np.array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "a" / "mri.nii.gz"))),
-                          sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "b" / "mri.nii.gz"))))
+    assert np.array_equal(
+        sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "a" / "mri.nii.gz"))),
+        sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "b" / "mri.nii.gz"))),
+    )

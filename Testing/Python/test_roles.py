@@ -8,12 +8,15 @@ def test_parse_inputs_maps_roles_to_paths():
     assert parse_inputs(["ct=a.nii.gz", "MRI=b/"]) == {"ct": "a.nii.gz", "mri": "b/"}
 
 
-@pytest.mark.parametrize("specs, message", [
-    (["pet=a.nii"], "unknown image role"),
-    (["ct=a.nii", "portal=b.nii"], "same channel"),
-    (["ct"], "expected ROLE=PATH"),
-    ([], "no input image"),
-])
+@pytest.mark.parametrize(
+    "specs, message",
+    [
+        (["pet=a.nii"], "unknown image role"),
+        (["ct=a.nii", "portal=b.nii"], "same channel"),
+        (["ct"], "expected ROLE=PATH"),
+        ([], "no input image"),
+    ],
+)
 def test_bad_roles_are_one_line_errors(specs, message):
     with pytest.raises(RoleError, match=message) as info:
         parse_inputs(specs)

@@ -1,0 +1,20 @@
+"""The shipped model beats chance on phantom cases it never saw (seeds 31337+, not used in training)."""
+
+import pytest
+
+from liverfusion.evaluation import evaluate_case, summarise
+from liverfusion.phantom import make_case
+
+
+@pytest.mark.slow
+def test_shipped_model_on_held_out_phantoms(tmp_path):
+    rows = []
+    for i, protocol in enumerate(["ct-mri"] * 4 + ["multiphase"] * 2):
+        case = tmp_path / f"case_{i}"
+        make_case(case, 31337 + i, protocol)
+        rows.append(evaluate_case(case, None, "rigid", "cpu"))
+    summary = summarise(rows)
+    print(summary, [(r["liver_dice"], r["tumor_dice"], r["probability"], r["malignant"]) for r in rows])
+    assert summary["liver_dice"] > 0.85
+    assert summary["tumor_dice"] is not None and summary["tumor_dice"] > 0.3
+    assert summary["auc"] is not None and summary["auc"] > 0.5

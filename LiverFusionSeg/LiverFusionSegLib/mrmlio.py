@@ -116,10 +116,12 @@ def update_volume_from_image(node: slicer.vtkMRMLScalarVolumeNode, image: sitk.I
 
 
 def add_volume(scene: slicer.vtkMRMLScene, image: sitk.Image, name: str, hidden: bool = False,
-               node_class: str = "vtkMRMLScalarVolumeNode") -> slicer.vtkMRMLScalarVolumeNode:
-    """A new volume node; marked as a LiverFusion output so role detection never offers it as an input."""
-    node = scene.AddNewNodeByClass(node_class, scene.GenerateUniqueName(name))
-    node.SetAttribute(OUTPUT_ATTRIBUTE, "1")
+               output: bool = True) -> slicer.vtkMRMLScalarVolumeNode:
+    """A new volume node. An `output` is marked so that role detection never offers it as an input;
+    synthetic images meant to be segmented (phantoms) are not."""
+    node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", scene.GenerateUniqueName(name))
+    if output:
+        mark_output(node)
     update_volume_from_image(node, image)
     if hidden:
         node.SetHideFromEditors(True)
@@ -228,7 +230,6 @@ def heat_color_table(scene: slicer.vtkMRMLScene, name: str = "LiverFusion heat")
     node = mark_output(scene.AddNewNodeByClass("vtkMRMLColorTableNode", name))
     node.SetTypeToUser()
     node.SetNumberOfColors(256)
-    node.NamesInitialisedOn()
     for i in range(256):
         t = i / 255.0
         rgb = (min(1.0, 3 * t), min(1.0, max(0.0, 3 * t - 1)), min(1.0, max(0.0, 3 * t - 2)))

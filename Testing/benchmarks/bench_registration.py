@@ -114,7 +114,8 @@ def main() -> None:
             d = [r["dice"] for r in rs]
             print(
                 f"| {name} | {np.mean(d):.3f} ({np.min(d):.3f}) | "
-                f"{np.median(errors):.2f} ({np.percentile(errors, 90):.2f}) | {min(r['jac'] for r in rs):.3f} | {np.mean([r['seconds'] for r in rs]):.1f} |"
+                f"{np.median(errors):.2f} ({np.percentile(errors, 90):.2f}) | "
+                f"{min(r['jac'] for r in rs):.3f} | {np.mean([r['seconds'] for r in rs]):.1f} |"
             )
         if not args.no_clinical:
             case = Path(tmp) / "clinical"

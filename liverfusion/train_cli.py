@@ -118,7 +118,8 @@ probability, and the logit map is an exact class-activation map (`attention.nii.
 Data: {meta["training_data"]["train_cases"]} synthetic phantom cases (CT+MRI and multiphase CT), validation on
 {meta["training_data"]["validation_cases"]} others. Spacing {cfg.spacing_mm} mm, patches {cfg.patch},
 batch {cfg.batch_size}, {cfg.steps} steps, AdamW lr {cfg.lr} one-cycle. Loss Dice + 0.5 x CE with deep supervision,
-plus BCE malignancy on tumour voxels. Augmentation: flips, intensity scale/shift, per-channel shifts (misregistration), modality dropout.
+plus BCE malignancy on tumour voxels. Augmentation: flips, intensity scale/shift, per-channel shifts
+(misregistration), modality dropout.
 
 ## Metrics
 Validation (best checkpoint, step {best.get("step")}): liver Dice {best.get("liver", float("nan")):.3f},

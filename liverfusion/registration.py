@@ -108,9 +108,12 @@ def rigid(
     reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
     reg.SetInitialTransform(sitk.Euler3DTransform(initial), inPlace=False)
     try:
-        return sitk.Euler3DTransform(reg.Execute(fixed, moving))
+        result = reg.Execute(fixed, moving)  # with inPlace=False: a composite holding the optimised copy
     except RuntimeError as exc:
         raise OverlapError(f"rigid alignment failed: {str(exc).splitlines()[-1][:100]}") from None
+    while isinstance(result.Downcast(), sitk.CompositeTransform):
+        result = sitk.CompositeTransform(result).GetNthTransform(0)
+    return sitk.Euler3DTransform(result.Downcast())
 
 
 def bspline(

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 import SimpleITK as sitk
+import slicer
 import vtk
 from vtk.util import numpy_support
 
-import slicer
 from liverfusion.constants import LABEL_COLORS, LABEL_NAMES
 from liverfusion.errors import LiverFusionError
 from liverfusion.segnrrd import TERMINOLOGY
@@ -75,7 +75,8 @@ def matrix_from_image(image: sitk.Image) -> np.ndarray:
     return matrix
 
 
-def _array_from_image_data(image_data: vtk.vtkImageData) -> np.ndarray:
+def array_from_image_data(image_data: vtk.vtkImageData) -> np.ndarray:
+    """A copy of the scalars as a (z, y, x) array: VTK stores x fastest, which is numpy's C order reversed."""
     if image_data is None or image_data.GetPointData().GetScalars() is None:
         raise LiverFusionError("volume has no voxels")
     if image_data.GetNumberOfScalarComponents() != 1:
@@ -88,7 +89,7 @@ def _array_from_image_data(image_data: vtk.vtkImageData) -> np.ndarray:
 def image_from_volume(node: slicer.vtkMRMLScalarVolumeNode) -> sitk.Image:
     """A copy of the node's voxels as an ITK image in LPS, pixel type kept."""
     try:
-        array = _array_from_image_data(node.GetImageData())
+        array = array_from_image_data(node.GetImageData())
     except LiverFusionError as exc:
         raise LiverFusionError(f"{node.GetName()}: {exc}") from None
     extent = node.GetImageData().GetExtent()
@@ -172,7 +173,7 @@ def segment_mask(node: slicer.vtkMRMLSegmentationNode, segment_id: str, referenc
     matrix = vtk.vtkMatrix4x4()
     labelmap.GetImageToWorldMatrix(matrix)
     origin, spacing, direction = geometry_from_matrix(array_from_vtk_matrix(matrix), (x0, y0, z0))
-    image = sitk.GetImageFromArray((_array_from_image_data(labelmap) > 0).astype(np.uint8))
+    image = sitk.GetImageFromArray((array_from_image_data(labelmap) > 0).astype(np.uint8))
     image.SetOrigin(origin)
     image.SetSpacing(spacing)
     image.SetDirection(direction)

@@ -1,0 +1,111 @@
+"""LiverFusionSynth's logic: phantom cases and synthetic lesions as MRML nodes. Free of Qt.
+
+Phantoms give a user (or a test) a case whose truth is known without any patient data; an inserted
+lesion of a chosen type and size shows what the model makes of it. Every result is a new node: the
+volume a lesion goes into is copied, never edited.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import slicer
+from LiverFusionSegLib import mrmlio
+from LiverFusionSegLib.logic import default_scene
+
+from liverfusion.constants import ROLE_TO_CHANNEL, TUMOR
+from liverfusion.errors import LiverFusionError
+from liverfusion.imageio import read_image
+from liverfusion.phantom import PROTOCOLS, make_case
+
+from .lesion import insert_lesion
+
+CASE_ATTRIBUTE = "LiverFusion.PhantomCase"
+
+
+def point_from_markups(markups: slicer.vtkMRMLMarkupsNode) -> tuple[float, float, float]:
+    """The first control point in world RAS (where the user clicked, parent transforms included)."""
+    if markups is None or markups.GetNumberOfControlPoints() < 1:
+        raise LiverFusionError("place a point in the liver first (Markups: point list)")
+    position = [0.0, 0.0, 0.0]
+    markups.GetNthControlPointPositionWorld(0, position)
+    return tuple(position)
+
+
+class SynthLogic:
+    """Generates phantom cases and inserts synthetic lesions into a scene.
+
+    This class can be used without GUI widget (Slicer, batch scripts, pytest with slicer-core).
+    It takes its scene explicitly (default: Slicer's).
+    """
+
+    def __init__(self, scene: slicer.vtkMRMLScene | None = None):
+        super().__init__()
+        self.scene = scene if scene is not None else default_scene()
+
+    def generatePhantom(self, seed: int = 0, protocol: str = "ct-mri", small: bool = True) -> dict:
+        """A phantom case as volumes named `phantom <seed> <role>` (names LiverFusionSeg recognises)
+        and a truth segmentation (Liver, Tumor) on the reference image's grid."""
+        if protocol not in PROTOCOLS:
+            raise LiverFusionError(f"{protocol}: unknown protocol (expected one of {', '.join(PROTOCOLS)})")
+        with tempfile.TemporaryDirectory(prefix="liverfusion-phantom-") as tmp:
+            folder = Path(tmp) / "case"
+            info = make_case(folder, seed, protocol, small)
+            images = {role: read_image(folder / f"{role}.nii.gz") for role in PROTOCOLS[protocol]}
+            labels = read_image(folder / f"label_{info['reference']}.nii.gz", label=True)
+        volumes = {role: mrmlio.add_volume(self.scene, image, f"phantom {seed} {role}", output=False)
+                   for role, image in images.items()}
+        truth = mrmlio.add_segmentation(self.scene, labels, f"phantom {seed} truth")
+        truth.SetReferenceImageGeometryParameterFromVolumeNode(volumes[info["reference"]])
+        truth.SetAttribute(CASE_ATTRIBUTE, json.dumps(info))
+        return {"volumes": volumes, "truth": truth, "case": info}
+
+    def insertLesion(self, volumeNode: slicer.vtkMRMLScalarVolumeNode,
+                     liverSegmentation: slicer.vtkMRMLSegmentationNode, centerRAS: Sequence[float], kind: str,
+                     diameterMm: float, role: str = "ct", seed: int = 0, liverSegmentName: str = "Liver") -> dict:
+        """A copy of `volumeNode` with a lesion centred at `centerRAS`, inside the liver segment, and a
+        segmentation holding the lesion's truth mask. `role` says which phase or modality the volume is."""
+        if role not in ROLE_TO_CHANNEL:
+            raise LiverFusionError(f"{role}: unknown image role (expected one of {', '.join(ROLE_TO_CHANNEL)})")
+        if not 1.0 <= diameterMm <= 150.0:
+            raise LiverFusionError(f"{diameterMm} mm: lesion diameter must be between 1 and 150 mm")
+        image = mrmlio.image_from_volume(volumeNode)
+        liver = self._liverMask(liverSegmentation, liverSegmentName, image)
+        center = mrmlio.FLIP @ np.asarray(centerRAS, float)
+        self._checkInside(image, liver, center, centerRAS)
+        painted, mask = insert_lesion(image, liver, center, kind, diameterMm, role, seed)
+        name = volumeNode.GetName()
+        volume = mrmlio.add_volume(self.scene, painted, f"{name} + {kind} {diameterMm:.0f} mm", output=False)
+        truth = mrmlio.mark_output(self.scene.AddNewNodeByClass(
+            "vtkMRMLSegmentationNode", self.scene.GenerateUniqueName(f"{name} synthetic {kind}")))
+        truth.CreateDefaultDisplayNodes()
+        mrmlio.ensure_segmentation_converters()
+        segment_id = mrmlio.add_label_segment(truth, TUMOR, f"Synthetic {kind}")
+        mrmlio.set_segment_mask(truth, segment_id, mask, painted)
+        truth.SetReferenceImageGeometryParameterFromVolumeNode(volume)
+        return {"volume": volume, "truth": truth, "voxels": int(mask.sum())}
+
+    @staticmethod
+    def _liverMask(segmentation: slicer.vtkMRMLSegmentationNode, segmentName: str, image) -> np.ndarray:
+        if segmentation is None:
+            raise LiverFusionError("choose a segmentation with a liver segment")
+        segment_id = segmentation.GetSegmentation().GetSegmentIdBySegmentName(segmentName)
+        if not segment_id:
+            raise LiverFusionError(f"{segmentation.GetName()}: has no segment named {segmentName}")
+        liver = mrmlio.segment_mask(segmentation, segment_id, image)
+        if not liver.any():
+            raise LiverFusionError(f"{segmentation.GetName()}: segment {segmentName} does not overlap the volume")
+        return liver
+
+    @staticmethod
+    def _checkInside(image, liver: np.ndarray, center_lps: np.ndarray, center_ras: Sequence[float]) -> None:
+        index = np.round(image.TransformPhysicalPointToContinuousIndex(tuple(map(float, center_lps)))).astype(int)
+        where = "R {:.1f} A {:.1f} S {:.1f}".format(*center_ras)
+        if np.any(index < 0) or np.any(index >= np.array(image.GetSize())):
+            raise LiverFusionError(f"point {where} is outside the volume")
+        if not liver[index[2], index[1], index[0]]:
+            raise LiverFusionError(f"point {where} is not inside the liver segment")

@@ -152,7 +152,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--steps", type=int, default=1000)
     t.add_argument("--val-every", type=int, default=200)
     t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    t.add_argument("--resume", action="store_true")
+    t.add_argument("--resume", action="store_true", help="continue from WORK/last.pt")
+    t.add_argument("--init", default=None, help="start from a model bundle (name or folder) or a .pt state dict")
     t.add_argument("--version", default="0.1.0")
     t.set_defaults(func=_train)
     return p

@@ -41,7 +41,8 @@ def run_training(args: argparse.Namespace) -> int:
     cfg = TrainConfig(steps=args.steps, val_every=args.val_every)
     device = pick_device(args.device)
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    net, best = train(train_cases, val, work, cfg, device, resume=args.resume)
+    init = _initial_weights(args.init) if args.init else None
+    net, best = train(train_cases, val, work, cfg, device, resume=args.resume, init=init)
     config = {
         "network": {"features": list(cfg.features)},
         "spacing_mm": list(cfg.spacing_mm),
@@ -56,6 +57,14 @@ def run_training(args: argparse.Namespace) -> int:
         f"tumor Dice {best.get('tumor', float('nan')):.3f})"
     )
     return 0
+
+
+def _initial_weights(source: str) -> dict:
+    """A state dict from a model bundle (name or folder, checksum verified) or a `.pt` file."""
+    if source.endswith(".pt") and Path(source).is_file():
+        state = torch.load(source, map_location="cpu", weights_only=False)
+        return state.get("net", state)
+    return model_store.load(source).network.state_dict()
 
 
 def bundle_metadata(name: str, version: str, n_train: int, n_val: int, best: dict) -> dict:

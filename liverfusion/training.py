@@ -43,10 +43,12 @@ warnings.filterwarnings("ignore", message="no available indices of class")  # tu
 
 
 def augmentations(patch) -> Compose:
+    """Three crops in four centred on tumour: lesions are a tiny fraction of the volume, and with fewer
+    tumour crops the network learned the liver but no tumour in 1500 steps."""
     keys = ["image", "label"]
     return Compose(
         [
-            RandCropByLabelClassesd(keys, "label", patch, ratios=[1, 2, 3], num_classes=3, num_samples=1),
+            RandCropByLabelClassesd(keys, "label", patch, ratios=[1, 1, 6], num_classes=3, num_samples=1),
             RandFlipd(keys, prob=0.5, spatial_axis=0),
             RandFlipd(keys, prob=0.5, spatial_axis=1),
             RandFlipd(keys, prob=0.5, spatial_axis=2),
@@ -96,9 +98,16 @@ def make_batch(cases: list[dict], transform: Compose, rng: np.random.Generator, 
 
 
 class Losses(torch.nn.Module):
+    """Dice + 0.5 CE with deep supervision, and BCE of the malignancy logits on tumour voxels.
+
+    Dice is computed over the whole batch and without the background class (as nnU-Net does): per-sample
+    Dice with background let the network ignore small lesions entirely (tumour Dice 0 after 900 steps).
+    """
+
     def __init__(self):
         super().__init__()
-        self.seg = DeepSupervisionLoss(DiceCELoss(to_onehot_y=True, softmax=True, lambda_ce=0.5), weight_mode="exp")
+        dice_ce = DiceCELoss(to_onehot_y=True, softmax=True, lambda_ce=0.5, include_background=False, batch=True)
+        self.seg = DeepSupervisionLoss(dice_ce, weight_mode="exp")
         self.bce = torch.nn.BCEWithLogitsLoss(reduction="none")
 
     def forward(self, out: dict, label: torch.Tensor, malignant: torch.Tensor) -> torch.Tensor:
@@ -131,14 +140,20 @@ def train(
     cfg: TrainConfig,
     device: torch.device,
     resume: bool = False,
+    init: dict | None = None,
 ) -> tuple[FusionNet, dict]:
-    """Train; writes `work/last.pt`, `work/best.pt` and `work/log.csv`. Returns the best network and its scores."""
+    """Train; writes `work/last.pt`, `work/best.pt` and `work/log.csv`. Returns the best network and its scores.
+
+    `init` is a state dict to start from (fine-tuning a shipped model, or transfer from another one).
+    """
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     cache = work / "cache"
     train_cases = [cached(d, cache, cfg.spacing_mm) for d in tqdm(train_dirs, desc="cache", leave=False)]
     val_cases = [cached(d, cache, cfg.spacing_mm) for d in val_dirs]
     net = FusionNet(features=cfg.features).to(device)
+    if init is not None:
+        net.load_state_dict(init)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.05)
     losses, transform = Losses(), augmentations(cfg.patch)

@@ -1,0 +1,40 @@
+"""The default path (deformable, liver-focused alignment) through the in-memory API the Slicer Logic uses."""
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from liverfusion import model_store
+from liverfusion.imageio import read_image
+from liverfusion.inference import pick_device
+from liverfusion.metrics import dice
+from liverfusion.pipeline import liver_focus, read_inputs, run_case
+from liverfusion.registration import resample_to
+
+
+def test_liver_focus_covers_the_liver_from_the_reference_alone(small_ctmri):
+    ct = read_image(small_ctmri / "ct.nii.gz")
+    focus = liver_focus(ct, "ct", model_store.load(None), pick_device("cpu"))
+    assert focus is not None
+    truth = sitk.GetArrayFromImage(read_image(small_ctmri / "label_ct.nii.gz", label=True)) >= 1
+    mask = sitk.GetArrayFromImage(sitk.Resample(focus, ct, sitk.Transform(), sitk.sitkNearestNeighbor)) > 0
+    assert mask[truth].mean() > 0.95  # the liver is inside the focus
+    assert mask.sum() < 4 * truth.sum()  # and the focus is not the whole body
+
+
+@pytest.mark.slow
+def test_default_deformable_run_aligns_at_least_as_well_as_rigid(small_ctmri):
+    inputs = {"ct": str(small_ctmri / "ct.nii.gz"), "mri": str(small_ctmri / "mri.nii.gz")}
+    images = read_inputs(inputs)
+    truth = sitk.GetArrayFromImage(read_image(small_ctmri / "label_ct.nii.gz", label=True)) >= 1
+    moving = read_image(small_ctmri / "label_mri.nii.gz", label=True)
+    scores = {}
+    for mode in ("rigid", "deformable"):
+        result = run_case(images, mode, "cpu")
+        moved = resample_to(moving, images["ct"], result.registrations["mri"].transform, label=True)
+        scores[mode] = dice(sitk.GetArrayFromImage(moved) >= 1, truth)
+        assert result.registrations["mri"].jacobian_range[0] > 0
+    assert not any("no liver found" in w for w in result.warnings)
+    assert scores["deformable"] >= scores["rigid"] - 0.01, scores
+    assert scores["deformable"] > 0.9
+    assert np.isfinite(result.probability)

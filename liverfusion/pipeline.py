@@ -159,6 +159,15 @@ def run_case(
     )
 
 
+MAP_LEVELS = 255
+
+
+def _display_map(image: sitk.Image) -> sitk.Image:
+    """A [0, 1] map rounded to 1/255 steps: an overlay shows no more, and dense float noise made writing
+    the maps of a 512x512x120 case take 3 s each (gzip cannot shrink it)."""
+    return sitk.Round(sitk.Clamp(image, sitk.sitkFloat32, 0.0, 1.0) * float(MAP_LEVELS)) / float(MAP_LEVELS)
+
+
 def _on_reference(array: np.ndarray, grid: sitk.Image, reference: sitk.Image) -> sitk.Image:
     image = sitk.GetImageFromArray(array.astype(np.float32))
     image.CopyInformation(grid)
@@ -186,8 +195,8 @@ def _postprocess(pred, grid, images, reference, regs) -> dict:
     aligned = {role: registration.resample_to(images[role], ref, r.transform) for role, r in regs.items()}
     return {
         "labels": labels,
-        "attention": attention,
-        "fusion": fusion,
+        "attention": _display_map(attention),
+        "fusion": {role: _display_map(image) for role, image in fusion.items()},
         "malignancy_logits": logits,
         "aligned": aligned,
         "lesions": lesions,

@@ -16,7 +16,7 @@ import SimpleITK as sitk
 
 from . import model_store, postprocess, registration
 from .constants import CHANNELS, ROLE_TO_CHANNEL, TUMOR
-from .errors import LiverFusionError, OverlapError
+from .errors import InputError, LiverFusionError, OverlapError
 from .imageio import read_image, staged_output, write_image, write_text
 from .inference import pick_device, predict
 from .preprocessing import canonical_grid, stack_channels, to_grid
@@ -104,8 +104,8 @@ def align_all(
         report(0.05 + 0.4 * i / max(len(moving), 1), f"align {role}")
         try:
             out[role] = registration.register(images[reference], images[role], mode, reference, role, focus)
-        except OverlapError as exc:
-            raise OverlapError(f"{(names or {}).get(role, role)}: {exc}") from None
+        except (OverlapError, InputError) as exc:
+            raise type(exc)(f"{(names or {}).get(role, role)}: {exc}") from None
     return out
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from .constants import CT_ROLES
-from .errors import OverlapError
+from .errors import InputError, OverlapError
 
 SAMPLING_SEED = 20261125
 MODES = ("none", "rigid", "deformable")
@@ -60,6 +60,14 @@ def prepare(image: sitk.Image, role: str) -> sitk.Image:
         0.0,
         sitk.sitkFloat32,
     )
+
+
+def require_contrast(image: sitk.Image, role: str) -> None:
+    """Mutual information needs intensities that vary; a constant image is an input error, not a crash."""
+    stats = sitk.MinimumMaximumImageFilter()
+    stats.Execute(image)
+    if stats.GetMaximum() - stats.GetMinimum() < 1e-6:
+        raise InputError(f"{role}: no usable intensity range (every voxel is {stats.GetMinimum():g})")
 
 
 def _method(sampling: float, mask: sitk.Image | None) -> sitk.ImageRegistrationMethod:
@@ -173,6 +181,8 @@ def register(
     that does not fold is kept; a rejected deformable stage leaves a warning.
     """
     start = time.perf_counter()
+    for image, role in ((fixed, fixed_role), (moving, moving_role)):
+        require_contrast(image, role)
     f, m = prepare(fixed, fixed_role), prepare(moving, moving_role)
     mask = (
         None

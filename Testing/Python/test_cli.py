@@ -143,6 +143,12 @@ def _flat_2d(tmp_path):
     return path
 
 
+def _constant_3d(tmp_path):
+    path = tmp_path / "flat_mri.nii.gz"
+    sitk.WriteImage(sitk.Image(20, 20, 10, sitk.sitkFloat32) + 5.0, str(path))
+    return path
+
+
 @pytest.mark.parametrize(
     "inputs, message",
     [
@@ -150,6 +156,7 @@ def _flat_2d(tmp_path):
         (lambda d, t: [f"pet={d / 'ct.nii.gz'}"], "unknown image role"),
         (lambda d, t: [f"ct={_flat_2d(t)}"], "3-D"),
         (lambda d, t: [f"ct={d / 'case.json'}"], "not a readable image"),
+        (lambda d, t: [f"ct={d / 'ct.nii.gz'}", f"mri={_constant_3d(t)}"], "flat_mri.nii.gz: mri: no usable intensity"),
     ],
 )
 def test_user_errors_are_one_line_exit_2_and_leave_no_output(small_ctmri, tmp_path, inputs, message):

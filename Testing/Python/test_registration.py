@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from liverfusion.errors import OverlapError
+from liverfusion.errors import InputError, OverlapError
 from liverfusion.imageio import read_image
 from liverfusion.metrics import dice
 from liverfusion.registration import jacobian_range, register, resample_to
@@ -48,3 +48,10 @@ def test_images_that_do_not_overlap_are_an_error():
     b.SetOrigin((5000.0, 5000.0, 5000.0))
     with pytest.raises(OverlapError, match="overlap"):
         register(a, b, "rigid")
+
+
+def test_a_constant_image_has_no_usable_intensity_range():
+    a = sitk.GetImageFromArray(np.random.default_rng(0).random((20, 20, 20)).astype(np.float32))
+    flat = sitk.Image(a.GetSize(), sitk.sitkFloat32) + 7.0
+    with pytest.raises(InputError, match="no usable intensity range"):
+        register(a, flat, "rigid", "ct", "mri")

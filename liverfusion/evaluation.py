@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .dataset import case_roles
 from .imageio import read_image
 from .metrics import auc, evaluate
 from .pipeline import read_inputs, run_case
@@ -18,7 +19,7 @@ from .roles import choose_reference
 
 
 def evaluate_case(case: Path, model: str | None, align: str, device: str) -> dict:
-    roles = [r for r in ("ct", "mri", "nc", "arterial", "portal", "delayed") if (case / f"{r}.nii.gz").is_file()]
+    roles = case_roles(case)
     images = read_inputs({r: str(case / f"{r}.nii.gz") for r in roles})
     result = run_case(images, align, device, model)
     truth = read_image(case / f"label_{choose_reference(roles)}.nii.gz", label=True)

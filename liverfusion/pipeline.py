@@ -18,7 +18,7 @@ from . import model_store, postprocess, registration
 from .constants import CHANNELS, ROLE_TO_CHANNEL, TUMOR
 from .errors import InputError, LiverFusionError, OverlapError
 from .imageio import read_image, staged_output, write_image, write_text
-from .inference import pick_device, predict
+from .inference import Prediction, pick_device, predict
 from .preprocessing import canonical_grid, stack_channels, to_grid
 from .progress import Reporter, silent
 from .roles import check_roles, choose_reference
@@ -71,15 +71,27 @@ class CaseResult:
 FOCUS_MARGIN_MM = 20.0
 
 
+def network_on_grid(
+    images: dict[str, sitk.Image],
+    reference: str,
+    transforms: dict[str, sitk.Transform],
+    bundle: model_store.Bundle,
+    device,
+) -> tuple[sitk.Image, Prediction]:
+    """Resample the (aligned) inputs onto the model grid of the reference, stack them and run the network."""
+    grid = canonical_grid(images[reference], tuple(bundle.config["spacing_mm"]))
+    arrays = {role: to_grid(image, grid, role, transforms.get(role)) for role, image in images.items()}
+    stacked, present = stack_channels(arrays)
+    return grid, predict(bundle.network, stacked, present, tuple(bundle.config["roi_size"]), device)
+
+
 def liver_focus(image: sitk.Image, role: str, bundle: model_store.Bundle, device) -> sitk.Image | None:
     """The liver found by the network on the reference image alone, dilated by 20 mm; None if none found.
 
     The network works with any subset of inputs, so it can find the liver before alignment; the
     deformable stage then fits the organ we care about rather than the whole abdomen.
     """
-    grid = canonical_grid(image, tuple(bundle.config["spacing_mm"]))
-    stacked, present = stack_channels({role: to_grid(image, grid, role)})
-    pred = predict(bundle.network, stacked, present, tuple(bundle.config["roi_size"]), device)
+    grid, pred = network_on_grid({role: image}, role, {}, bundle, device)
     liver = sitk.GetImageFromArray((pred.probabilities[1:].sum(0) > 0.5).astype(np.uint8))
     liver.CopyInformation(grid)
     liver = sitk.RelabelComponent(sitk.ConnectedComponent(liver), sortByObjectSize=True) == 1
@@ -136,12 +148,8 @@ def run_case(
     timings["align"] = time.perf_counter() - start
     report(0.45, "infer")
     t = time.perf_counter()
-    grid = canonical_grid(images[reference], tuple(bundle.config["spacing_mm"]))
-    arrays = {
-        role: to_grid(img, grid, role, regs[role].transform if role in regs else None) for role, img in images.items()
-    }
-    stacked, present = stack_channels(arrays)
-    pred = predict(bundle.network, stacked, present, tuple(bundle.config["roi_size"]), dev)
+    transforms = {role: r.transform for role, r in regs.items()}
+    grid, pred = network_on_grid(images, reference, transforms, bundle, dev)
     timings["infer"] = time.perf_counter() - t
     report(0.8, "postprocess")
     t = time.perf_counter()

@@ -9,6 +9,7 @@ Usage: python Testing/benchmarks/bench_registration.py [--pairs 6] [--no-clinica
 from __future__ import annotations
 
 import argparse
+import contextlib
 import tempfile
 import time
 from pathlib import Path
@@ -56,7 +57,8 @@ def elastix(ct, mri):
     fixed, moving = to_itk(ct), to_itk(mri)
     _, result = itk.elastix_registration_method(fixed, moving, parameter_object=params, log_to_console=False)
     seconds = time.perf_counter() - t
-    field = itk.transformix_deformation_field(moving, result)
+    with tempfile.TemporaryDirectory() as scratch, contextlib.chdir(scratch):  # transformix writes files to cwd
+        field = itk.transformix_deformation_field(moving, result)
     disp = sitk.GetImageFromArray(itk.array_from_image(field).astype(np.float64), isVector=True)
     disp.CopyInformation(ct)
     return sitk.DisplacementFieldTransform(disp), seconds

@@ -28,9 +28,8 @@ CT_ROLES = ("ct", "nc", "arterial", "portal", "delayed")
 # Roles that make the reference grid, in order of preference.
 REFERENCE_PREFERENCE = ("portal", "ct")
 
-# CT windows in HU. The tumour window is Diff4MMLiTS's [-21, 189]; the wider one keeps the liver edge.
+# CT window in HU for the network: Diff4MMLiTS's tumour window.
 CT_TUMOR_WINDOW = (-21.0, 189.0)
-CT_LIVER_WINDOW = (-160.0, 240.0)
 # MRI is z-scored on body voxels; values are clipped to this many standard deviations.
 MRI_ZCLIP = 5.0
 

@@ -17,7 +17,6 @@ import SimpleITK as sitk
 
 from .errors import InputError
 
-IMAGE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 # zlib level 1: on a 512x512x120 case it writes several times faster than the default, for files that are
 # only a little larger; the outputs are mostly empty labels and smooth maps that compress well anyway.
 FAST_COMPRESSION = 1

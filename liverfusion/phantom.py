@@ -26,11 +26,10 @@ PROTOCOLS = {"ct-mri": ("ct", "mri"), "multiphase": ("nc", "arterial", "portal",
 
 @dataclass
 class Acquisition:
-    """How one image is taken: voxel size (mm), field of view (mm) and whether it is the reference."""
+    """How one image is taken: voxel size (mm) and field of view (mm)."""
 
     spacing: tuple[float, float, float]
     fov: tuple[float, float, float]
-    reference: bool
 
 
 def acquisition_for(
@@ -40,7 +39,7 @@ def acquisition_for(
     fixes the matrix (e.g. a clinical 512x512x120 CT) over a typical field of view."""
     if shape is not None:
         fov = (384.0, 312.0, 200.0) if role == "mri" else (380.0, 380.0, 240.0)
-        return Acquisition(tuple(f / n for f, n in zip(fov, shape)), fov, reference=role in ("ct", "portal"))
+        return Acquisition(tuple(f / n for f, n in zip(fov, shape)), fov)
     f = 2.0 if small else 1.0
     if role == "mri":
         spacing = (f * rng.uniform(1.4, 1.9),) * 2 + (f * rng.uniform(4.0, 6.0),)
@@ -48,7 +47,7 @@ def acquisition_for(
     else:
         spacing = (f * rng.uniform(1.2, 1.6),) * 2 + (f * rng.uniform(2.5, 5.0),)
         fov = (rng.uniform(370, 400), rng.uniform(290, 310), rng.uniform(200, 230))
-    return Acquisition(spacing, fov, reference=role in ("ct", "portal"))
+    return Acquisition(spacing, fov)
 
 
 def random_direction(rng: np.random.Generator, oblique_deg: float) -> np.ndarray:

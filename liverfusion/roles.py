@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 from .constants import CHANNELS, REFERENCE_PREFERENCE, ROLE_TO_CHANNEL, ROLES
 from .errors import RoleError
@@ -48,8 +48,3 @@ def channel_presence(roles: Iterable[str]) -> list[bool]:
     """Which network channels the given roles fill, in `CHANNELS` order."""
     filled = {ROLE_TO_CHANNEL[r] for r in roles}
     return [c in filled for c in CHANNELS]
-
-
-def by_channel(images: Mapping[str, object]) -> dict[str, object]:
-    """Re-key a role mapping by network channel."""
-    return {ROLE_TO_CHANNEL[r]: v for r, v in images.items()}

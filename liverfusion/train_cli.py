@@ -40,7 +40,6 @@ def run_training(args: argparse.Namespace) -> int:
     work = Path(args.work) if args.work else out.parent / f".train_{out.name}"
     cfg = TrainConfig(steps=args.steps, val_every=args.val_every)
     device = pick_device(args.device)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     init = _initial_weights(args.init) if args.init else None
     net, best = train(train_cases, val, work, cfg, device, resume=args.resume, init=init)
     config = {

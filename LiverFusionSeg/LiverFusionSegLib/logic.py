@@ -129,7 +129,7 @@ class SegLogic:
         table = mrmlio.mark_output(self.scene.AddNewNodeByClass(
             "vtkMRMLTableNode", self.scene.GenerateUniqueName(f"{base} lesions")))
         write_lesion_table(table, result.lesions, result.probability)
-        aligned, transforms = self._aligned(result, inputs, base)
+        aligned, transforms = self._aligned(inputs, result.registrations, base)
         for role, node in ((LOGITS_ROLE, logits), (TABLE_ROLE, table), (ATTENTION_ROLE, attention)):
             segmentation.SetNodeReferenceID(role, node.GetID())
         segmentation.SetAttribute(PROBABILITY_ATTRIBUTE, f"{result.probability:.4f}")
@@ -167,15 +167,15 @@ class SegLogic:
         mrmlio.show_as_heat(node, colors)
         return node
 
-    def _aligned(self, result, inputs: dict, base: str) -> tuple[dict, dict]:
-        """Every moved input resampled onto the reference (full deformation) and its linear transform."""
+    def _aligned(self, inputs: dict, registrations: dict, base: str) -> tuple[dict, dict]:
+        """For every moved input, a transform node with its whole registration and a copy of the input
+        placed under it (the original is left where it was)."""
         aligned, transforms = {}, {}
-        for role, image in result.aligned.items():
+        for role, registration in registrations.items():
             name = inputs[role].GetName()
-            registration = result.registrations[role]
-            aligned[role] = mrmlio.add_volume(self.scene, image, f"{name} aligned")
-            transforms[role] = mrmlio.add_linear_transform(self.scene, registration.transform,
-                                                           f"{name} to {base} ({registration.mode})")
+            transforms[role] = mrmlio.add_registration_transform(
+                self.scene, registration.transform, f"{name} to {base} ({registration.mode})")
+            aligned[role] = mrmlio.add_aligned_copy(self.scene, inputs[role], transforms[role], f"{name} aligned")
         return aligned, transforms
 
     # The whole run, and what comes after

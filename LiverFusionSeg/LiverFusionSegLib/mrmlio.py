@@ -12,6 +12,9 @@ in `Slicer --python-script` batches and under pytest.
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import SimpleITK as sitk
 import slicer
@@ -250,34 +253,31 @@ def show_as_heat(node: slicer.vtkMRMLScalarVolumeNode, colors: slicer.vtkMRMLCol
     display.ApplyThresholdOn()
 
 
-def linear_part(transform: sitk.Transform) -> np.ndarray:
-    """The 4x4 LPS matrix of a transform's linear components (a B-spline or displacement field is skipped)."""
-    transform = transform.Downcast()
-    if isinstance(transform, sitk.CompositeTransform):
-        matrix = np.eye(4)
-        for i in range(transform.GetNumberOfTransforms()):
-            matrix = matrix @ linear_part(transform.GetNthTransform(i))
-        return matrix
-    if not hasattr(transform, "GetMatrix"):
-        return np.eye(4)
-    a = np.array(transform.GetMatrix()).reshape(3, 3)
-    center = np.array(transform.GetCenter()) if hasattr(transform, "GetCenter") else np.zeros(3)
-    translation = np.array(transform.GetTranslation())
-    matrix = np.eye(4)
-    matrix[:3, :3] = a
-    matrix[:3, 3] = translation + center - a @ center
-    return matrix
+def add_registration_transform(scene: slicer.vtkMRMLScene, transform: sitk.Transform,
+                               name: str) -> slicer.vtkMRMLTransformNode:
+    """A transform node holding the whole registration, B-spline included, read by Slicer's own ITK
+    transform reader, so that the LPS/RAS and resampling conventions are Slicer's and not ours.
 
-
-def add_linear_transform(scene: slicer.vtkMRMLScene, transform: sitk.Transform,
-                         name: str) -> slicer.vtkMRMLLinearTransformNode:
-    """A transform node holding the linear part of an ITK registration transform.
-
-    ITK's transform maps reference points to moving points (resampling convention), which is what Slicer
-    calls 'from parent': placing the original moving volume under this node aligns it to the reference.
+    ITK's transform maps reference points to moving points (resampling convention), which Slicer reads
+    as 'from parent': placing a copy of the moving volume under this node aligns it to the reference.
     """
-    lps = linear_part(transform)
-    flip = np.diag([-1.0, -1.0, 1.0, 1.0])
-    node = mark_output(scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", scene.GenerateUniqueName(name)))
-    node.SetMatrixTransformFromParent(vtk_matrix_from_array(flip @ lps @ flip))
+    node = mark_output(scene.AddNewNodeByClass("vtkMRMLTransformNode", scene.GenerateUniqueName(name)))
+    with tempfile.TemporaryDirectory() as folder:
+        path = str(Path(folder) / "transform.h5")
+        sitk.WriteTransform(transform, path)
+        storage = slicer.vtkMRMLTransformStorageNode()
+        storage.SetFileName(path)
+        if not storage.ReadData(node):
+            raise LiverFusionError(f"{name}: Slicer could not read the registration transform")
     return node
+
+
+def add_aligned_copy(scene: slicer.vtkMRMLScene, original: slicer.vtkMRMLScalarVolumeNode,
+                     transform: slicer.vtkMRMLTransformNode, name: str) -> slicer.vtkMRMLScalarVolumeNode:
+    """A copy of `original` under `transform`: the user can toggle, edit or harden the alignment, and
+    the original volume is never touched."""
+    copy = add_volume(scene, image_from_volume(original), name)
+    copy.SetAndObserveTransformNodeID(transform.GetID())
+    if original.GetDisplayNode() is not None and copy.GetDisplayNode() is not None:
+        copy.GetDisplayNode().Copy(original.GetDisplayNode())
+    return copy

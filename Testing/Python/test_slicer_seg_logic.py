@@ -224,21 +224,22 @@ def test_attention_maps_are_heat_volumes_on_the_reference_grid(run):
                                sitk.GetArrayFromImage(run.result.fusion["mri"]))
 
 
-def test_moved_input_gets_an_aligned_copy_and_a_transform(run):
+def test_moved_input_gets_a_copy_under_its_transform_and_the_original_is_untouched(run):
     assert set(run.outputs["aligned"]) == set(run.outputs["transforms"]) == {"mri"}
-    aligned = run.outputs["aligned"]["mri"]
-    np.testing.assert_allclose(voxels(aligned), sitk.GetArrayFromImage(run.result.aligned["mri"]))
-    np.testing.assert_allclose(matrix(aligned), matrix(run.volumes["ct"]), atol=1e-6)
-    node = run.outputs["transforms"]["mri"]
-    assert node.IsA("vtkMRMLLinearTransformNode") and node.GetName() == "mri to ct (none)"
+    aligned, node = run.outputs["aligned"]["mri"], run.outputs["transforms"]["mri"]
+    assert node.GetName() == "mri to ct (none)"
+    assert aligned.GetParentTransformNode() is node and run.volumes["mri"].GetParentTransformNode() is None
+    np.testing.assert_array_equal(voxels(aligned), voxels(run.volumes["mri"]))
+    np.testing.assert_allclose(matrix(aligned), matrix(run.volumes["mri"]), atol=1e-6)
+    assert_maps_like_itk(node, run.result.registrations["mri"].transform, POINTS)
 
 
-def assert_maps_like_itk(node, itk: sitk.Transform, points) -> None:
+def assert_maps_like_itk(node, itk: sitk.Transform, points, atol: float = 1e-6) -> None:
     """The node's 'from parent' transform is ITK's (reference -> moving) expressed in RAS."""
     for ras in points:
         expected = itk.TransformPoint((-ras[0], -ras[1], ras[2]))
         got = node.GetTransformFromParent().TransformPoint(ras)
-        np.testing.assert_allclose(got, (-expected[0], -expected[1], expected[2]), atol=1e-6)
+        np.testing.assert_allclose(got, (-expected[0], -expected[1], expected[2]), atol=atol)
 
 
 POINTS = ([0.0, 0.0, 0.0], [-40.0, 25.0, 60.0], [80.0, -30.0, -20.0])
@@ -248,17 +249,22 @@ def test_transform_node_holds_a_rigid_registration_in_ras():
     euler = sitk.Euler3DTransform((5.0, -20.0, 30.0), 0.1, -0.05, 0.2, (3.0, -7.0, 12.0))
     rigid_like_core = sitk.CompositeTransform([euler])  # what ImageRegistrationMethod hands back
     for itk in (euler, rigid_like_core):
-        node = mrmlio.add_linear_transform(slicer.vtkMRMLScene(), itk, "rigid")
+        node = mrmlio.add_registration_transform(slicer.vtkMRMLScene(), itk, "rigid")
         assert_maps_like_itk(node, euler, POINTS)
 
 
-def test_transform_node_holds_the_linear_part_of_a_deformable_registration():
-    """Rigid then B-spline (the core's deformable result): the node keeps the rigid part only."""
+def test_transform_node_holds_the_whole_deformable_registration():
+    """Rigid then B-spline (the core's deformable result): the node moves points as ITK does, bending
+    included, so the copy under it shows what the network saw."""
     euler = sitk.Euler3DTransform((0.0, 0.0, 0.0), 0.0, 0.0, 0.3, (10.0, 0.0, -5.0))
     grid = sitk.BSplineTransformInitializer(oblique_image(), [2, 2, 2])
-    grid.SetParameters([1.5] * len(grid.GetParameters()))
-    node = mrmlio.add_linear_transform(slicer.vtkMRMLScene(), sitk.CompositeTransform([euler, grid]), "deformable")
-    assert_maps_like_itk(node, euler, POINTS)
+    grid.SetParameters(list(np.random.default_rng(0).uniform(-4.0, 4.0, len(grid.GetParameters()))))
+    deformable = sitk.CompositeTransform([euler, grid])
+    inside = [list(oblique_image().TransformContinuousIndexToPhysicalPoint(i)) for i in ((3, 2, 1), (5, 4, 3))]
+    points = [[-p[0], -p[1], p[2]] for p in inside]
+    assert max(np.linalg.norm(np.subtract(deformable.TransformPoint(p), euler.TransformPoint(p))) for p in inside) > 1
+    node = mrmlio.add_registration_transform(slicer.vtkMRMLScene(), deformable, "deformable")
+    assert_maps_like_itk(node, deformable, points, atol=1e-3)
 
 
 def test_lesion_table_matches_the_core_lesions_in_ras(run):

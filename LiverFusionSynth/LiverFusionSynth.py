@@ -54,7 +54,7 @@ class LiverFusionSynthParameterNode:
     seed, protocol, smallPhantom - which phantom to generate.
     targetVolume, modality - the volume a lesion goes into (a copy of it) and what kind of image it is.
     liverSegmentation - holds the Liver segment the lesion must stay in.
-    lesionPoint - its first control point is the lesion centre.
+    lesionPoint - its first control point is the lesion centre (none: a random point deep in the liver).
     lesionType, lesionDiameter - what to paint.
     """
 
@@ -146,7 +146,8 @@ class LiverFusionSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onInsertButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Could not insert the lesion."), waitCursor=True):
             p = self._parameterNode
-            outputs = self.logic.insertLesion(p.targetVolume, p.liverSegmentation, point_from_markups(p.lesionPoint),
+            center = point_from_markups(p.lesionPoint) if p.lesionPoint else None  # none: random, in the liver
+            outputs = self.logic.insertLesion(p.targetVolume, p.liverSegmentation, center,
                                               p.lesionType, p.lesionDiameter, p.modality, seed=p.seed)
             slicer.util.setSliceViewerLayers(background=outputs["volume"])
             self.ui.statusLabel.text = _("Added {name} ({voxels} lesion voxels)").format(

@@ -47,7 +47,7 @@ def render_tissue(anat: A.Anatomy, channel: str, rng: np.random.Generator) -> np
         lut[code] = values[c]
     image = lut[anat.tissue]
     liver = anat.tissue == A.LIVER
-    scale = rng.uniform(0.9, 1.1)  # patient-to-patient enhancement
+    scale = rng.uniform(0.9, 1.1)  # patient-to-patient enhancement, of the liver and its lesions alike
     image[liver] *= scale
     texture = 0.03 if channel == "mri" else 6.0
     image[liver] += (
@@ -60,5 +60,5 @@ def render_tissue(anat: A.Anatomy, channel: str, rng: np.random.Generator) -> np
         margin, core = (np.array(v, np.float32)[c] for v in LESION[lesion.kind])
         jitter = rng.uniform(0.9, 1.1)
         depth = anat.lesion_depth[mask]
-        image[mask] = jitter * (margin + (core - margin) * np.clip(depth * 2.5, 0, 1))
+        image[mask] = scale * jitter * (margin + (core - margin) * np.clip(depth * 2.5, 0, 1))
     return image

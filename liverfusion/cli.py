@@ -59,7 +59,8 @@ def _register(args) -> int:
 
     fixed, moving = read_image(args.fixed), read_image(args.moving)
     label = read_image(args.moving_label, label=True) if args.moving_label else None
-    reg = register(fixed, moving, args.mode, args.fixed_role, args.moving_role)
+    focus = read_image(args.focus, label=True) > 0 if args.focus else None
+    reg = register(fixed, moving, args.mode, args.fixed_role, args.moving_role, focus)
     with staged_output(args.out) as stage:
         write_image(resample_to(moving, fixed, reg.transform), stage / "aligned.nii.gz")
         sitk.WriteTransform(reg.transform, str(stage / "transform.h5"))
@@ -84,14 +85,70 @@ def _register(args) -> int:
 
 
 def _phantom(args) -> int:
+    import os
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
     from tqdm import tqdm
 
     from .phantom import make_case
 
-    for i in tqdm(range(args.cases), desc="phantom", disable=not sys.stderr.isatty()):
-        make_case(Path(args.out) / f"case_{i:03d}", args.seed + i, args.protocol, small=args.small)
-    print(f"{args.cases} {args.protocol} case(s) in {Path(args.out).resolve()}")
+    jobs = max(1, min(args.jobs or os.cpu_count() or 1, args.cases))
+    folders = [Path(args.out) / f"case_{i:03d}" for i in range(args.cases)]
+    with ProcessPoolExecutor(jobs) as pool:  # one case per process: the same seed gives the same bytes anyway
+        futures = [
+            pool.submit(make_case, folder, args.seed + i, args.protocol, args.small) for i, folder in enumerate(folders)
+        ]
+        for future in tqdm(as_completed(futures), total=len(futures), desc="phantom", disable=not sys.stderr.isatty()):
+            future.result()
+    print(f"{args.cases} {args.protocol} case(s) in {Path(args.out).resolve()} ({jobs} processes)")
     return 0
+
+
+def _synth_tumor(args) -> int:
+    import SimpleITK as sitk
+
+    from .imageio import read_image, staged_output, write_image, write_text
+    from .roles import parse_inputs
+    from .synth_tumor import insert
+
+    images = {role: read_image(path) for role, path in parse_inputs(args.input).items()}
+    center = _center(args.center_lps) if args.center_lps else None
+    liver = read_image(args.liver, label=True)
+    liver = liver == args.liver_label if args.liver_label is not None else liver > 0
+    if not sitk.GetArrayViewFromImage(liver).any():
+        raise LiverFusionError(f"{args.liver}: the liver mask is empty")
+    done = insert(images, liver, args.type, center, args.diameter_mm, args.seed)
+    with staged_output(args.out) as stage:
+        for role, image in done.images.items():
+            write_image(image, stage / f"{role}.nii.gz")
+        write_image(done.label, stage / "label.nii.gz")
+        info = {
+            "synthetic_lesion": {
+                "type": done.kind,
+                "center_lps_mm": [round(v, 2) for v in done.center_lps],
+                "diameter_mm": round(done.diameter_mm, 1),
+                "seed": args.seed,
+            },
+            "malignant": done.malignant,
+            "inputs": {role: str(Path(path).resolve()) for role, path in parse_inputs(args.input).items()},
+        }
+        write_text(json.dumps(info, indent=2) + "\n", stage / "case.json")
+    print(
+        f"{done.kind} of {done.diameter_mm:.0f} mm at LPS "
+        + ",".join(f"{v:.1f}" for v in done.center_lps)
+        + f" in {', '.join(done.images)}; outputs: {Path(args.out).resolve()}"
+    )
+    return 0
+
+
+def _center(text: str) -> tuple[float, float, float]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3:
+        raise LiverFusionError(f"--center-lps {text}: expected three numbers x,y,z in mm")
+    return values
 
 
 def _evaluate(args) -> int:
@@ -130,14 +187,26 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--out", required=True)
     r.add_argument("--mode", default="rigid", choices=["none", "rigid", "deformable"])
     r.add_argument("--moving-label")
+    r.add_argument("--focus", help="mask on the fixed image (e.g. a dilated liver) that the fit concentrates on")
     r.add_argument("--fixed-role", default="ct")
     r.add_argument("--moving-role", default="mri")
     r.set_defaults(func=_register)
+    st = sub.add_parser("synth-tumor", help="insert a synthetic lesion into a liver (one image or aligned images)")
+    st.add_argument("--input", action="append", required=True, metavar="ROLE=PATH", help="image per role, aligned")
+    st.add_argument("--liver", required=True, help="liver mask (any grid in the images' space)")
+    st.add_argument("--liver-label", type=int, default=None, help="the liver's value in a multi-organ map (e.g. 5)")
+    st.add_argument("--out", required=True)
+    st.add_argument("--type", default=None, help="cyst, hemangioma, fnh, hcc, metastasis, cholangiocarcinoma")
+    st.add_argument("--center-lps", default=None, metavar="X,Y,Z", help="lesion centre in LPS mm (default random)")
+    st.add_argument("--diameter-mm", type=float, default=None, help="5 to 80 (default random 10 to 40)")
+    st.add_argument("--seed", type=int, default=0)
+    st.set_defaults(func=_synth_tumor)
     ph = sub.add_parser("phantom", help="generate synthetic cases with ground truth")
     ph.add_argument("--out", required=True)
     ph.add_argument("--cases", type=int, default=1)
     ph.add_argument("--seed", type=int, default=0)
     ph.add_argument("--protocol", default="ct-mri", choices=["ct-mri", "multiphase"])
+    ph.add_argument("--jobs", type=int, default=None, help="processes (default: every core)")
     ph.add_argument("--small", action="store_true", help="coarser voxels, for quick tests")
     ph.set_defaults(func=_phantom)
     e = sub.add_parser("evaluate", help="overlap and distance metrics of a segmentation")

@@ -1,6 +1,6 @@
 """Training cases on the model grid: any folder in the phantom layout becomes cached arrays.
 
-A case folder holds `<role>.nii.gz` images, `label_<reference>.nii.gz` and optionally `case.json`
+A case folder holds `<role>.nii.gz` images, `label_<reference>.nii.gz` (or `label.nii.gz`), optionally `case.json`
 (`malignant`) and `truth_transform_<role>.h5`. Known transforms align the inputs exactly; without them
 our own rigid registration does, as at inference. A hospital can thus train on its own folders.
 """
@@ -32,7 +32,7 @@ def load_case(case_dir: Path, spacing: tuple[float, float, float]) -> dict[str, 
     grid = canonical_grid(images[reference], spacing)
     arrays = {r: to_grid(img, grid, r, _alignment(case_dir, images, reference, r)) for r, img in images.items()}
     stacked, present = stack_channels(arrays)
-    label = read_image(case_dir / f"label_{reference}.nii.gz", label=True)
+    label = read_image(_label_path(case_dir, reference), label=True)
     label = sitk.GetArrayFromImage(sitk.Resample(label, grid, sitk.Transform(), sitk.sitkNearestNeighbor, 0))
     info = json.loads((case_dir / "case.json").read_text()) if (case_dir / "case.json").is_file() else {}
     return {
@@ -41,6 +41,13 @@ def load_case(case_dir: Path, spacing: tuple[float, float, float]) -> dict[str, 
         "label": label[None].astype(np.uint8),
         "malignant": np.float32(bool(info.get("malignant", False))),
     }
+
+
+def _label_path(case_dir: Path, reference: str) -> Path:
+    """A phantom's `label_<reference>.nii.gz`, or the `label.nii.gz` of `liverfusion synth-tumor` output, so
+    that real livers with synthetic tumours train beside phantoms (Diff4MMLiTS's hybrid training)."""
+    own = case_dir / f"label_{reference}.nii.gz"
+    return own if own.is_file() else case_dir / "label.nii.gz"
 
 
 def _alignment(case_dir: Path, images: dict, reference: str, role: str) -> sitk.Transform | None:

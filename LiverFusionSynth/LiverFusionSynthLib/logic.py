@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+import SimpleITK as sitk
 import slicer
 from LiverFusionSegLib import mrmlio
 from LiverFusionSegLib.logic import default_scene
 
-from liverfusion.constants import ROLE_TO_CHANNEL, TUMOR
+from liverfusion import synth_tumor
+from liverfusion.constants import TUMOR
 from liverfusion.errors import LiverFusionError
 from liverfusion.imageio import read_image
 from liverfusion.phantom import PROTOCOLS, make_case
-
-from .lesion import insert_lesion
 
 CASE_ATTRIBUTE = "LiverFusion.PhantomCase"
 
@@ -64,30 +64,38 @@ class SynthLogic:
         truth.SetAttribute(CASE_ATTRIBUTE, json.dumps(info))
         return {"volumes": volumes, "truth": truth, "case": info}
 
-    def insertLesion(self, volumeNode: slicer.vtkMRMLScalarVolumeNode,
-                     liverSegmentation: slicer.vtkMRMLSegmentationNode, centerRAS: Sequence[float], kind: str,
-                     diameterMm: float, role: str = "ct", seed: int = 0, liverSegmentName: str = "Liver") -> dict:
-        """A copy of `volumeNode` with a lesion centred at `centerRAS`, inside the liver segment, and a
-        segmentation holding the lesion's truth mask. `role` says which phase or modality the volume is."""
-        if role not in ROLE_TO_CHANNEL:
-            raise LiverFusionError(f"{role}: unknown image role (expected one of {', '.join(ROLE_TO_CHANNEL)})")
-        if not 1.0 <= diameterMm <= 150.0:
-            raise LiverFusionError(f"{diameterMm} mm: lesion diameter must be between 1 and 150 mm")
-        image = mrmlio.image_from_volume(volumeNode)
-        liver = self._liverMask(liverSegmentation, liverSegmentName, image)
-        center = mrmlio.FLIP @ np.asarray(centerRAS, float)
-        self._checkInside(image, liver, center, centerRAS)
-        painted, mask = insert_lesion(image, liver, center, kind, diameterMm, role, seed)
-        name = volumeNode.GetName()
-        volume = mrmlio.add_volume(self.scene, painted, f"{name} + {kind} {diameterMm:.0f} mm", output=False)
+    def insertLesion(self, volumes: slicer.vtkMRMLScalarVolumeNode | Mapping[str, slicer.vtkMRMLScalarVolumeNode],
+                     liverSegmentation: slicer.vtkMRMLSegmentationNode, centerRAS: Sequence[float] | None,
+                     kind: str, diameterMm: float, role: str = "ct", seed: int = 0,
+                     liverSegmentName: str = "Liver") -> dict:
+        """Copies of the volume (or of several aligned volumes, by role) with one lesion centred at
+        `centerRAS` (None: a random point deep in the liver segment), and a segmentation holding the
+        lesion's truth. `role` says which phase or modality a single volume is."""
+        byRole = dict(volumes) if isinstance(volumes, Mapping) else {role: volumes}
+        reference = next(iter(byRole.values()))
+        images = {r: mrmlio.image_from_volume(node) for r, node in byRole.items()}
+        first = images[next(iter(images))]
+        liver = self._liverMask(liverSegmentation, liverSegmentName, first)
+        center = None
+        if centerRAS is not None:
+            center = mrmlio.FLIP @ np.asarray(centerRAS, float)
+            self._checkInside(first, liver, center, centerRAS)
+        mask = sitk.GetImageFromArray(liver.astype(np.uint8))
+        mask.CopyInformation(first)
+        done = synth_tumor.insert(images, mask, kind, center, diameterMm, seed)
+        painted = {r: mrmlio.add_volume(self.scene, image, f"{byRole[r].GetName()} + {kind} {diameterMm:.0f} mm",
+                                        output=False) for r, image in done.images.items()}
+        lesion = sitk.GetArrayFromImage(done.label) == TUMOR
         truth = mrmlio.mark_output(self.scene.AddNewNodeByClass(
-            "vtkMRMLSegmentationNode", self.scene.GenerateUniqueName(f"{name} synthetic {kind}")))
+            "vtkMRMLSegmentationNode", self.scene.GenerateUniqueName(f"{reference.GetName()} synthetic {kind}")))
         truth.CreateDefaultDisplayNodes()
         mrmlio.ensure_segmentation_converters()
         segment_id = mrmlio.add_label_segment(truth, TUMOR, f"Synthetic {kind}")
-        mrmlio.set_segment_mask(truth, segment_id, mask, painted)
-        truth.SetReferenceImageGeometryParameterFromVolumeNode(volume)
-        return {"volume": volume, "truth": truth, "voxels": int(mask.sum())}
+        mrmlio.set_segment_mask(truth, segment_id, lesion, done.label)
+        first_painted = next(iter(painted.values()))
+        truth.SetReferenceImageGeometryParameterFromVolumeNode(first_painted)
+        return {"volume": first_painted, "volumes": painted, "truth": truth, "voxels": int(lesion.sum()),
+                "centerRAS": tuple(mrmlio.FLIP @ np.array(done.center_lps))}
 
     @staticmethod
     def _liverMask(segmentation: slicer.vtkMRMLSegmentationNode, segmentName: str, image) -> np.ndarray:

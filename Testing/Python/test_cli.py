@@ -100,7 +100,7 @@ def test_evaluate_against_the_truth(segmented, small_ctmri, capsys):
     assert metrics["liver"]["dice"] > 0.5  # a trained model finds the liver on an unseen phantom
 
 
-def test_register_writes_aligned_image_label_and_readable_transform(small_ctmri, tmp_path):
+def test_register_focused_deformable_writes_aligned_image_label_transform_and_quality(small_ctmri, tmp_path):
     out = tmp_path / "reg"
     done = run(
         "register",
@@ -110,6 +110,10 @@ def test_register_writes_aligned_image_label_and_readable_transform(small_ctmri,
         str(small_ctmri / "mri.nii.gz"),
         "--moving-label",
         str(small_ctmri / "label_mri.nii.gz"),
+        "--focus",
+        str(small_ctmri / "label_ct.nii.gz"),
+        "--mode",
+        "deformable",
         "--out",
         str(out),
     )
@@ -117,6 +121,8 @@ def test_register_writes_aligned_image_label_and_readable_transform(small_ctmri,
     assert {p.name for p in out.iterdir()} == {"aligned.nii.gz", "aligned_label.nii.gz", "transform.h5", "result.json"}
     result = json.loads((out / "result.json").read_text())
     assert result["metric_after"] < result["metric_before"]
+    assert result["mode"] in ("rigid", "deformable") and (result["mode"] == "deformable" or result["warnings"])
+    assert result["jacobian_range"][0] > 0
     assert isinstance(sitk.ReadTransform(str(out / "transform.h5")), sitk.Transform)
 
 

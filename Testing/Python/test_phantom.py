@@ -65,3 +65,38 @@ def test_same_seed_same_case(tmp_path):
         sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "a" / "mri.nii.gz"))),
         sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "b" / "mri.nii.gz"))),
     )
+
+
+def test_each_label_shares_its_image_grid(small_ctmri):
+    for role in ("ct", "mri"):
+        image, label = read_image(small_ctmri / f"{role}.nii.gz"), read_image(small_ctmri / f"label_{role}.nii.gz")
+        assert image.GetSize() == label.GetSize() and image.GetSpacing() == label.GetSpacing()
+        assert image.GetOrigin() == label.GetOrigin() and image.GetDirection() == label.GetDirection()
+
+
+def test_truth_transform_sends_each_lesion_centre_to_the_same_lesion(small_multiphase):
+    """A point of the reference mapped through the recorded transform lands on the same anatomy."""
+    reference = read_image(small_multiphase / "label_portal.nii.gz", label=True)
+    stats = sitk.LabelShapeStatisticsImageFilter()
+    stats.Execute(sitk.ConnectedComponent(reference == 2))
+    big = [stats.GetCentroid(i) for i in stats.GetLabels() if stats.GetEquivalentSphericalRadius(i) > 6]
+    assert big, "seed 778 has a lesion of more than 12 mm"
+    for phase in ("nc", "arterial", "delayed"):
+        label = read_image(small_multiphase / f"label_{phase}.nii.gz", label=True)
+        truth = sitk.ReadTransform(str(small_multiphase / f"truth_transform_{phase}.h5"))
+        for centre in big:
+            assert label[label.TransformPhysicalPointToIndex(truth.TransformPoint(centre))] == 2, phase
+
+
+def test_same_seed_same_bytes(tmp_path):
+    import hashlib
+
+    from liverfusion.phantom import make_case
+
+    for name in ("a", "b"):
+        make_case(tmp_path / name, 6, "multiphase", small=True, roles=("portal", "arterial"))
+    for path in sorted((tmp_path / "a").iterdir()):
+        if path.suffix != ".h5":  # HDF5 stores a creation time
+            assert hashlib.sha256(path.read_bytes()).digest() == hashlib.sha256(
+                (tmp_path / "b" / path.name).read_bytes()
+            ).digest(), path.name

@@ -112,7 +112,7 @@ def test_lesion_requests_that_cannot_be_honoured_are_refused(phantom):
              ((ct, truth, center + [0, 0, 5000], "cyst", 20.0, "ct"), "outside the volume"),
              ((ct, truth, center, "melanoma", 20.0, "ct"), "unknown lesion type"),
              ((ct, truth, center, "cyst", 20.0, "pet"), "unknown image role"),
-             ((ct, truth, center, "cyst", 0.5, "ct"), "between 1 and 150 mm"),
+             ((ct, truth, center, "cyst", 0.5, "ct"), "between 5 and 80 mm"),
              ((ct, None, center, "cyst", 20.0, "ct"), "choose a segmentation")]
     count = phantom.scene.GetNumberOfNodes()
     for arguments, message in cases:
@@ -147,3 +147,20 @@ def test_point_from_markups_uses_the_first_point_in_world_coordinates():
 def test_unknown_protocol_is_refused():
     with pytest.raises(LiverFusionError, match="unknown protocol"):
         SynthLogic(slicer.vtkMRMLScene()).generatePhantom(1, "pet-ct")
+
+
+def test_without_a_point_the_lesion_goes_at_random_into_copies_of_every_aligned_volume(phantom):
+    """Two volumes on one grid (the CT and a copy of it standing in for an aligned arterial phase)."""
+    ct = phantom.outputs["volumes"]["ct"]
+    arterial = mrmlio.add_volume(phantom.scene, mrmlio.image_from_volume(ct), "arterial copy", output=False)
+    original = voxels(ct).copy()
+    out = phantom.logic.insertLesion({"portal": ct, "arterial": arterial}, phantom.outputs["truth"], None,
+                                     "hcc", 25.0, seed=3)
+    assert set(out["volumes"]) == {"portal", "arterial"} and out["voxels"] > 0
+    np.testing.assert_array_equal(voxels(ct), original)
+    image = mrmlio.image_from_volume(ct)
+    mask = mrmlio.segment_mask(out["truth"], "Synthetic hcc", image)
+    liver = mrmlio.segment_mask(phantom.outputs["truth"], "Liver", image)
+    assert mask.sum() == out["voxels"] and not (mask & ~liver).any()
+    portal, arterial_painted = voxels(out["volumes"]["portal"]), voxels(out["volumes"]["arterial"])
+    assert arterial_painted[mask].mean() > portal[mask].mean() + 30  # HCC: arterial wash-in, portal wash-out

@@ -94,8 +94,8 @@ def test_a_folding_deformation_falls_back_to_rigid_with_a_warning(small_ctmri, m
     """Failure is detected, not returned: a B-spline that folds space is replaced by the rigid result."""
     from liverfusion import registration
 
-    def folding(fixed, moving, initial, mask=None, domain=None, mesh=4):
-        grid = sitk.BSplineTransformInitializer(fixed if domain is None else domain, [mesh] * 3, order=3)
+    def folding(fixed, moving, initial, mask=None, domain=None):
+        grid = sitk.BSplineTransformInitializer(fixed if domain is None else domain, [4] * 3, order=3)
         grid.SetParameters(list(np.random.default_rng(1).normal(0, 80.0, grid.GetNumberOfParameters())))
         return sitk.CompositeTransform([initial, grid])
 

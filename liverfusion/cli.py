@@ -111,7 +111,8 @@ def _synth_tumor(args) -> int:
     from .roles import parse_inputs
     from .synth_tumor import insert
 
-    images = {role: read_image(path) for role, path in parse_inputs(args.input).items()}
+    paths = parse_inputs(args.input)
+    images = {role: read_image(path) for role, path in paths.items()}
     center = _center(args.center_lps) if args.center_lps else None
     liver = read_image(args.liver, label=True)
     liver = liver == args.liver_label if args.liver_label is not None else liver > 0
@@ -130,7 +131,7 @@ def _synth_tumor(args) -> int:
                 "seed": args.seed,
             },
             "malignant": done.malignant,
-            "inputs": {role: str(Path(path).resolve()) for role, path in parse_inputs(args.input).items()},
+            "inputs": {role: str(Path(path).resolve()) for role, path in paths.items()},
         }
         write_text(json.dumps(info, indent=2) + "\n", stage / "case.json")
     print(

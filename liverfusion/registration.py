@@ -221,7 +221,7 @@ def register(
     region, mask = f, None
     if focus is not None:
         mask = sitk.Cast(sitk.Resample(focus, f, sitk.Transform(), sitk.sitkNearestNeighbor), sitk.sitkUInt8)
-        region, mask = crop_to_mask(f, mask), crop_to_mask(mask, mask)
+        region, mask = crop_to_mask([f, mask], mask)
     identity = sitk.Euler3DTransform()
     before = evaluate_metric(region, m, identity, mask)
     if mode == "none":
@@ -245,17 +245,17 @@ def register(
     return result
 
 
-def crop_to_mask(image: sitk.Image, mask: sitk.Image, margin: int = 3) -> sitk.Image:
-    """`image` cut to the mask's bounding box (both on the same grid): the metric, its gradients and its
+def crop_to_mask(images: list[sitk.Image], mask: sitk.Image, margin: int = 3) -> list[sitk.Image]:
+    """`images` cut to the mask's bounding box (all on the mask's grid): the metric, its gradients and its
     sampler then cost what the liver region costs, not what the whole abdomen does."""
     stats = sitk.LabelShapeStatisticsImageFilter()
     stats.Execute(mask)
     if not stats.GetLabels():
-        return image
+        return images
     box = stats.GetBoundingBox(stats.GetLabels()[0])
     lower = [max(0, i - margin) for i in box[:3]]
-    upper = [min(n, i + s + margin) for i, s, n in zip(box[:3], box[3:], image.GetSize())]
-    return sitk.RegionOfInterest(image, [u - lo for lo, u in zip(lower, upper)], lower)
+    upper = [min(n, i + s + margin) for i, s, n in zip(box[:3], box[3:], mask.GetSize())]
+    return [sitk.RegionOfInterest(image, [u - lo for lo, u in zip(lower, upper)], lower) for image in images]
 
 
 def _try_deformable(f, m, rigid_result: Registration, mask, role: str, domain: sitk.Image) -> Registration:
@@ -281,7 +281,7 @@ def as_field(transform: sitk.Transform, reference: sitk.Image, step_mm: float = 
     transform is returned as it is). Resampling a 512x512x120 CT then costs a trilinear lookup per voxel
     instead of a B-spline evaluation, seconds instead of tens of seconds; the control points are about
     100 mm apart, so the field is a faithful copy (tested)."""
-    if _is_linear(transform):
+    if transform.IsLinear():  # a composite is linear when all of its parts are
         return transform
     spacing = [max(step_mm, s) for s in reference.GetSpacing()]
     size = [int(np.ceil(n * s / c)) + 2 for n, s, c in zip(reference.GetSize(), reference.GetSpacing(), spacing)]
@@ -290,9 +290,3 @@ def as_field(transform: sitk.Transform, reference: sitk.Image, step_mm: float = 
     )
     return sitk.DisplacementFieldTransform(field_)
 
-
-def _is_linear(transform: sitk.Transform) -> bool:
-    transform = transform.Downcast()
-    if isinstance(transform, sitk.CompositeTransform):
-        return all(_is_linear(transform.GetNthTransform(i)) for i in range(transform.GetNumberOfTransforms()))
-    return transform.IsLinear()

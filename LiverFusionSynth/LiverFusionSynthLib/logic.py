@@ -72,9 +72,9 @@ class SynthLogic:
         `centerRAS` (None: a random point deep in the liver segment), and a segmentation holding the
         lesion's truth. `role` says which phase or modality a single volume is."""
         byRole = dict(volumes) if isinstance(volumes, Mapping) else {role: volumes}
-        reference = next(iter(byRole.values()))
         images = {r: mrmlio.image_from_volume(node) for r, node in byRole.items()}
-        first = images[next(iter(images))]
+        firstRole = next(iter(byRole))
+        first = images[firstRole]
         liver = self._liverMask(liverSegmentation, liverSegmentName, first)
         center = None
         if centerRAS is not None:
@@ -87,14 +87,14 @@ class SynthLogic:
                                         output=False) for r, image in done.images.items()}
         lesion = sitk.GetArrayFromImage(done.label) == TUMOR
         truth = mrmlio.mark_output(self.scene.AddNewNodeByClass(
-            "vtkMRMLSegmentationNode", self.scene.GenerateUniqueName(f"{reference.GetName()} synthetic {kind}")))
+            "vtkMRMLSegmentationNode",
+            self.scene.GenerateUniqueName(f"{byRole[firstRole].GetName()} synthetic {kind}")))
         truth.CreateDefaultDisplayNodes()
         mrmlio.ensure_segmentation_converters()
         segment_id = mrmlio.add_label_segment(truth, TUMOR, f"Synthetic {kind}")
         mrmlio.set_segment_mask(truth, segment_id, lesion, done.label)
-        first_painted = next(iter(painted.values()))
-        truth.SetReferenceImageGeometryParameterFromVolumeNode(first_painted)
-        return {"volume": first_painted, "volumes": painted, "truth": truth, "voxels": int(lesion.sum()),
+        truth.SetReferenceImageGeometryParameterFromVolumeNode(painted[firstRole])
+        return {"volume": painted[firstRole], "volumes": painted, "truth": truth, "voxels": int(lesion.sum()),
                 "centerRAS": tuple(mrmlio.FLIP @ np.array(done.center_lps))}
 
     @staticmethod

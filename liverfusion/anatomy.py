@@ -158,6 +158,15 @@ def _draw_vessels(tissue, liver, rng) -> None:
     tissue[tubes & liver] = VESSEL
 
 
+LESION_DIAMETER_MM = (5.0, 80.0)
+
+
+def lesion_diameter(rng: np.random.Generator) -> float:
+    """Log-uniform in 5-80 mm: small lesions are the common and the hard ones, so they are not drawn rarely."""
+    lo, hi = np.log(LESION_DIAMETER_MM)
+    return float(np.exp(rng.uniform(lo, hi)))
+
+
 def _draw_lesions(anatomy: Anatomy, z, y, x, rng, n_lesions, kinds) -> None:
     """Ellipsoids deformed elastically, lobulated when malignant, kept inside the liver (Diff4MMLiTS)."""
     tissue = anatomy.tissue
@@ -168,7 +177,7 @@ def _draw_lesions(anatomy: Anatomy, z, y, x, rng, n_lesions, kinds) -> None:
     depth = np.zeros(tissue.shape, np.float32)
     for k in range(n):
         kind = kinds[k] if kinds else str(rng.choice(MALIGNANT_TYPES if malignant_case else BENIGN_TYPES))
-        diameter = float(np.exp(rng.uniform(np.log(8), np.log(60))))
+        diameter = lesion_diameter(rng)
         candidates = np.argwhere(inside > min(diameter / 2, 15))
         if len(candidates) == 0:
             continue

@@ -8,10 +8,12 @@ our own rigid registration does, as at inference. A hospital can thus train on i
 from __future__ import annotations
 
 import json
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
+from tqdm import tqdm
 
 from .constants import ROLES
 from .imageio import read_image
@@ -70,6 +72,15 @@ def cached(case_dir: Path, cache_dir: Path, spacing: tuple[float, float, float])
         tmp.replace(path)
     with np.load(path) as data:
         return {k: data[k] for k in data.files}
+
+
+def cache_all(case_dirs: list[Path], cache_dir: Path, spacing: tuple[float, float, float], jobs: int) -> list[dict]:
+    """Every case on the model grid, building missing cache entries in `jobs` processes, with progress."""
+    if jobs > 1 and len(case_dirs) > 1:
+        with ProcessPoolExecutor(jobs) as pool:
+            futures = [pool.submit(cached, d, cache_dir, spacing) for d in case_dirs]
+            return [f.result() for f in tqdm(futures, desc="cache", leave=False)]
+    return [cached(d, cache_dir, spacing) for d in tqdm(case_dirs, desc="cache", leave=False)]
 
 
 def find_cases(roots: list[Path]) -> list[Path]:

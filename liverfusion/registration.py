@@ -289,4 +289,3 @@ def as_field(transform: sitk.Transform, reference: sitk.Image, step_mm: float = 
         transform, sitk.sitkVectorFloat64, size, reference.GetOrigin(), spacing, reference.GetDirection()
     )
     return sitk.DisplacementFieldTransform(field_)
-

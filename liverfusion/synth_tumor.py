@@ -85,9 +85,7 @@ def _checked_center(mask: sitk.Image, center_lps) -> np.ndarray:
     return np.asarray(center_lps, float)
 
 
-def lesion_level(
-    center: np.ndarray, diameter: float, kind: str, rng: np.random.Generator
-) -> tuple[sitk.Image, float]:
+def lesion_level(center: np.ndarray, diameter: float, kind: str, rng: np.random.Generator) -> tuple[sitk.Image, float]:
     """The lesion as a level set on a 1 mm grid around it (< 1 inside, 0 at the core) and its mean
     radius: an ellipsoid with a random elastic surface (Diff4MMLiTS), lobulated for malignant types."""
     radii = diameter / 2 * rng.uniform(0.8, 1.2, 3)

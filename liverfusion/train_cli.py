@@ -38,7 +38,13 @@ def run_training(args: argparse.Namespace) -> int:
     train_cases = [c for c in cases if c not in val]
     out = Path(args.out)
     work = Path(args.work) if args.work else out.parent / f".train_{out.name}"
-    cfg = TrainConfig(steps=args.steps, val_every=args.val_every)
+    cfg = TrainConfig(
+        steps=args.steps,
+        val_every=args.val_every,
+        minutes=args.minutes,
+        workers=args.workers,
+        **({"batch_size": args.batch_size} if args.batch_size else {}),
+    )
     device = pick_device(args.device)
     init = _initial_weights(args.init) if args.init else None
     net, best = train(train_cases, val, work, cfg, device, resume=args.resume, init=init)

@@ -7,20 +7,31 @@ residual misregistration. Validation picks the best checkpoint; training resumes
 
 from __future__ import annotations
 
+import collections
 import csv
+import math
+import multiprocessing
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from monai.losses import DeepSupervisionLoss, DiceCELoss
-from monai.transforms import Compose, RandCropByLabelClassesd, RandFlipd, RandScaleIntensityd, RandShiftIntensityd
+from monai.transforms import (
+    Compose,
+    RandCropByLabelClassesd,
+    RandFlipd,
+    RandScaleIntensityd,
+    RandShiftIntensityd,
+    SpatialPadd,
+)
 from tqdm import tqdm
 
 from .constants import TUMOR
-from .dataset import cached
+from .dataset import cache_all
 from .fusion_net import FusionNet
 from .inference import predict
 from .metrics import dice
@@ -29,14 +40,16 @@ from .metrics import dice
 @dataclass
 class TrainConfig:
     spacing_mm: tuple[float, float, float] = (3.0, 3.0, 3.0)
-    patch: tuple[int, int, int] = (48, 48, 48)
+    patch: tuple[int, int, int] = (64, 64, 64)
     roi_size: tuple[int, int, int] = (64, 64, 64)
-    features: tuple[int, ...] = (8, 16, 32, 64)
-    batch_size: int = 2
+    features: tuple[int, ...] = (12, 24, 48, 96)
+    batch_size: int = 8
     steps: int = 1000
     lr: float = 2e-3
     val_every: int = 200
     seed: int = 0
+    minutes: float = 0.0  # a wall-clock budget: the schedule anneals over whichever of steps or minutes ends first
+    workers: int = 0  # processes preparing batches (0: the training process itself)
 
 
 warnings.filterwarnings("ignore", message="no available indices of class")  # tumour-free cases are expected
@@ -48,6 +61,7 @@ def augmentations(patch) -> Compose:
     keys = ["image", "label"]
     return Compose(
         [
+            SpatialPadd(keys, patch, mode="edge"),  # short scans (real volumes of 20-30 slices), as at inference
             RandCropByLabelClassesd(keys, "label", patch, ratios=[1, 1, 6], num_classes=3, num_samples=1),
             RandFlipd(keys, prob=0.5, spatial_axis=0),
             RandFlipd(keys, prob=0.5, spatial_axis=1),
@@ -78,7 +92,7 @@ def modality_dropout(present: np.ndarray, rng: np.random.Generator) -> np.ndarra
 
 
 def make_batch(cases: list[dict], transform: Compose, rng: np.random.Generator, batch_size: int):
-    """A batch from cases of one input set (the encoder runs per present modality)."""
+    """A batch from cases of one input set (the encoder runs per present modality), as numpy arrays."""
     signature = tuple(cases[int(rng.integers(len(cases)))]["present"])
     group = [c for c in cases if tuple(c["present"]) == signature]
     present = modality_dropout(np.array(signature, np.float32), rng)
@@ -89,12 +103,46 @@ def make_batch(cases: list[dict], transform: Compose, rng: np.random.Generator, 
         images.append(misregister(np.asarray(sample["image"]), rng) * present[:, None, None, None])
         labels.append(np.asarray(sample["label"]))
         malignant.append(float(case["malignant"]))
-    return (
-        torch.from_numpy(np.stack(images)).float(),
-        torch.from_numpy(np.stack(labels)).float(),
-        torch.tensor(malignant).float(),
-        torch.from_numpy(present)[None].repeat(batch_size, 1),
-    )
+    return np.stack(images).astype(np.float32), np.stack(labels), np.array(malignant, np.float32), present
+
+
+_POOL_STATE: dict = {}
+
+
+def _batch_for_step(step: int):
+    """The batch of one step, drawn from a generator seeded by (seed, step) so that it does not depend on
+    which process makes it: with or without workers, a run sees the same batches."""
+    cases, cfg = _POOL_STATE["cases"], _POOL_STATE["cfg"]
+    rng = np.random.default_rng((cfg.seed, step))
+    transform = augmentations(cfg.patch)
+    transform.set_random_state(seed=int(rng.integers(2**31)))
+    return make_batch(cases, transform, rng, cfg.batch_size)
+
+
+def batches(cases: list[dict], cfg: TrainConfig, start: int) -> Iterator[tuple[torch.Tensor, ...]]:
+    """Batches for steps start, start+1, ...; made ahead by `cfg.workers` forked processes when asked, at most
+    two per worker in flight (fork before CUDA work; results travel through pipes, not the shared memory that
+    small VMs lack)."""
+    _POOL_STATE.update(cases=cases, cfg=cfg)
+    pool = multiprocessing.get_context("fork").Pool(cfg.workers) if cfg.workers > 0 else None
+    ahead: collections.deque = collections.deque()
+    try:
+        for step in range(start, cfg.steps):
+            if pool is None:
+                image, label, malignant, present = _batch_for_step(step)
+            else:
+                while len(ahead) < 2 * cfg.workers and step + len(ahead) < cfg.steps:
+                    ahead.append(pool.apply_async(_batch_for_step, (step + len(ahead),)))
+                image, label, malignant, present = ahead.popleft().get()
+            yield (
+                torch.from_numpy(image),
+                torch.from_numpy(label).float(),
+                torch.from_numpy(malignant),
+                torch.from_numpy(present)[None].repeat(image.shape[0], 1),
+            )
+    finally:
+        if pool is not None:
+            pool.terminate()
 
 
 class Losses(torch.nn.Module):
@@ -133,6 +181,17 @@ def validate(net: FusionNet, cases: list[dict], cfg: TrainConfig, device: torch.
     return {k: float(np.mean(v)) for k, v in scores.items()}
 
 
+def learning_rate_factor(step: int, elapsed_s: float, cfg: TrainConfig) -> float:
+    """Linear warm-up over 5% then cosine decay, over the steps or the time budget, whichever runs out first."""
+    progress = step / cfg.steps
+    if cfg.minutes > 0:
+        progress = max(progress, elapsed_s / (60 * cfg.minutes))
+    progress = min(progress, 1.0)
+    if progress < 0.05:
+        return 0.05 + 0.95 * progress / 0.05
+    return 0.5 * (1 + math.cos(math.pi * (progress - 0.05) / 0.95))
+
+
 def train(
     train_dirs: list[Path],
     val_dirs: list[Path],
@@ -147,57 +206,57 @@ def train(
     `init` is a state dict to start from (fine-tuning a shipped model, or transfer from another one).
     """
     torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-    cache = work / "cache"
-    train_cases = [cached(d, cache, cfg.spacing_mm) for d in tqdm(train_dirs, desc="cache", leave=False)]
-    val_cases = [cached(d, cache, cfg.spacing_mm) for d in val_dirs]
+    train_cases = cache_all(train_dirs, work / "cache", cfg.spacing_mm, max(1, cfg.workers))
+    val_cases = cache_all(val_dirs, work / "cache", cfg.spacing_mm, max(1, cfg.workers))
     net = FusionNet(features=cfg.features).to(device)
     if init is not None:
         net.load_state_dict(init)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.05)
-    losses, transform = Losses(), augmentations(cfg.patch)
-    step, best = 0, {"score": -1.0}
+    state = {"step": 0, "elapsed_s": 0.0, "best": {"score": -1.0}}
     if resume and (work / "last.pt").is_file():
-        state = torch.load(work / "last.pt", map_location=device, weights_only=False)
-        net.load_state_dict(state["net"]), opt.load_state_dict(state["opt"]), sched.load_state_dict(state["sched"])
-        step, best = state["step"], state["best"]
-    scaler = torch.amp.GradScaler(enabled=device.type == "cuda")
+        saved = torch.load(work / "last.pt", map_location=device, weights_only=False)
+        net.load_state_dict(saved.pop("net")), opt.load_state_dict(saved.pop("opt"))
+        state = saved
+    losses, scaler = Losses(), torch.amp.GradScaler(enabled=device.type == "cuda")
     work.mkdir(parents=True, exist_ok=True)
-    with open(work / "log.csv", "a", newline="") as log, tqdm(total=cfg.steps, initial=step, desc="train") as bar:
-        writer = csv.writer(log)
-        while step < cfg.steps:
-            x, y, mal, present = (t.to(device) for t in make_batch(train_cases, transform, rng, cfg.batch_size))
+    start = time.time() - state["elapsed_s"]
+    bar = tqdm(total=cfg.steps, initial=state["step"], desc="train")
+    with open(work / "log.csv", "a", newline="") as log, bar:
+        for batch in batches(train_cases, cfg, state["step"]):
+            x, y, mal, present = (t.to(device, non_blocking=True) for t in batch)
+            state["elapsed_s"] = time.time() - start
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr * learning_rate_factor(state["step"], state["elapsed_s"], cfg)
             with torch.autocast(device.type, enabled=device.type == "cuda"):
                 loss = losses(net(x, present), y, mal)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(opt)
             scaler.update()
-            sched.step()
-            step += 1
+            state["step"] += 1
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}")
-            row = [step, f"{loss.item():.4f}", "", "", f"{time.time():.0f}"]
-            if val_cases and (step % cfg.val_every == 0 or step == cfg.steps):
-                scores = validate(net, val_cases, cfg, device)
-                row[2:4] = [f"{scores['liver']:.4f}", f"{scores['tumor']:.4f}"]
-                if scores["liver"] + 2 * scores["tumor"] > best["score"]:
-                    best = {"score": scores["liver"] + 2 * scores["tumor"], "step": step, **scores}
-                    torch.save(net.state_dict(), work / "best.pt")
-            writer.writerow(row)
+            out_of_time = cfg.minutes > 0 and time.time() - start > 60 * cfg.minutes
+            last = out_of_time or state["step"] == cfg.steps
+            row = [state["step"], f"{loss.item():.4f}", "", "", f"{time.time():.0f}"]
+            if val_cases and (state["step"] % cfg.val_every == 0 or last):
+                row[2:4] = _validate_and_keep(net, val_cases, cfg, device, state, work)
+            csv.writer(log).writerow(row)
             log.flush()
-            if step % 50 == 0 or step == cfg.steps:
-                torch.save(
-                    {
-                        "net": net.state_dict(),
-                        "opt": opt.state_dict(),
-                        "sched": sched.state_dict(),
-                        "step": step,
-                        "best": best,
-                    },
-                    work / "last.pt",
-                )
+            if state["step"] % 50 == 0 or last:
+                torch.save({"net": net.state_dict(), "opt": opt.state_dict(), **state}, work / "last.pt")
+            if last:
+                break
     if (work / "best.pt").is_file():
         net.load_state_dict(torch.load(work / "best.pt", map_location=device, weights_only=True))
-    return net, best
+    return net, state["best"]
+
+
+def _validate_and_keep(net, val_cases, cfg, device, state: dict, work: Path) -> list[str]:
+    """Validate; save `best.pt` when liver + 2 x tumour Dice improves (the tumour is the hard part)."""
+    scores = validate(net, val_cases, cfg, device)
+    score = scores["liver"] + 2 * scores["tumor"]
+    if score > state["best"]["score"]:
+        state["best"] = {"score": score, "step": state["step"], **scores}
+        torch.save(net.state_dict(), work / "best.pt")
+    return [f"{scores['liver']:.4f}", f"{scores['tumor']:.4f}"]

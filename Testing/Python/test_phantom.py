@@ -100,3 +100,10 @@ def test_same_seed_same_bytes(tmp_path):
             assert hashlib.sha256(path.read_bytes()).digest() == hashlib.sha256(
                 (tmp_path / "b" / path.name).read_bytes()
             ).digest(), path.name
+
+
+def test_lesion_diameters_cover_5_to_80_mm():
+    rng = np.random.default_rng(0)
+    d = np.array([A.lesion_diameter(rng) for _ in range(2000)])
+    assert d.min() >= 5 and d.max() <= 80
+    assert (d < 8).mean() > 0.1 and (d > 50).mean() > 0.1  # both ends are drawn, not only the middle

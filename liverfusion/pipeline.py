@@ -19,7 +19,7 @@ from .constants import CHANNELS, ROLE_TO_CHANNEL, TUMOR
 from .errors import InputError, LiverFusionError, OverlapError
 from .imageio import read_image, staged_output, write_image, write_text
 from .inference import Prediction, pick_device, predict
-from .preprocessing import canonical_grid, stack_channels, to_grid
+from .preprocessing import air_mask, canonical_grid, stack_channels, to_grid
 from .progress import Reporter, silent
 from .roles import check_roles, choose_reference
 from .segnrrd import write_seg_nrrd
@@ -82,7 +82,11 @@ def network_on_grid(
     grid = canonical_grid(images[reference], tuple(bundle.config["spacing_mm"]))
     arrays = {role: to_grid(image, grid, role, transforms.get(role)) for role, image in images.items()}
     stacked, present = stack_channels(arrays)
-    return grid, predict(bundle.network, stacked, present, tuple(bundle.config["roi_size"]), device)
+    pred = predict(bundle.network, stacked, present, tuple(bundle.config["roi_size"]), device)
+    air = air_mask(images[reference], grid, reference)
+    pred.probabilities[:, air] = 0.0
+    pred.probabilities[0, air] = 1.0
+    return grid, pred
 
 
 def liver_focus(image: sitk.Image, role: str, bundle: model_store.Bundle, device) -> sitk.Image | None:

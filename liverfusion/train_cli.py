@@ -19,8 +19,8 @@ from .inference import pick_device
 from .training import TrainConfig, train
 
 INTENDED_USE = (
-    "Research only. Trained on synthetic phantoms; not validated on patients and not for diagnosis. "
-    "Segments liver and liver lesions on CT and/or MRI and rates lesion malignancy."
+    "Research only. Trained on synthetic phantoms and on real livers with synthetic tumours; not validated on "
+    "patients and not for diagnosis. Segments liver and liver lesions on CT and/or MRI and rates lesion malignancy."
 )
 
 
@@ -55,7 +55,8 @@ def run_training(args: argparse.Namespace) -> int:
         "channels": list(CHANNELS),
         "train": dataclasses.asdict(cfg),
     }
-    metadata = bundle_metadata(out.name, args.version, len(train_cases), len(val), best)
+    hybrid = sum(not (c / "case.json").is_file() or (c / "label.nii.gz").is_file() for c in train_cases)
+    metadata = bundle_metadata(out.name, args.version, len(train_cases), len(val), best, hybrid)
     model_store.save(out, net, config, metadata, model_card(metadata, cfg, best))
     print(
         f"model written to {out.resolve()} (validation liver Dice {best.get('liver', float('nan')):.3f}, "
@@ -72,7 +73,9 @@ def _initial_weights(source: str) -> dict:
     return model_store.load(source).network.state_dict()
 
 
-def bundle_metadata(name: str, version: str, n_train: int, n_val: int, best: dict) -> dict:
+def bundle_metadata(name: str, version: str, n_train: int, n_val: int, best: dict, n_hybrid: int = 0) -> dict:
+    """MONAI bundle metadata; `n_hybrid` counts training cases that are real images (with or without synthetic
+    tumours) rather than phantoms."""
     return {
         "name": name,
         "version": version,
@@ -88,7 +91,8 @@ def bundle_metadata(name: str, version: str, n_train: int, n_val: int, best: dic
         "training_data": {
             "train_cases": n_train,
             "validation_cases": n_val,
-            "source": "LiverFusion phantoms (synthetic)",
+            "source": "LiverFusion phantoms (synthetic)"
+            + (f" and {n_hybrid} real images with synthetic tumours (hybrid)" if n_hybrid else ""),
         },
         "validation": {k: v for k, v in best.items() if k != "score"},
         "network_data_format": {
@@ -129,11 +133,12 @@ A voxel-wise malignancy head, linear on decoder features: pooling its logits ove
 probability, and the logit map is an exact class-activation map (`attention.nii.gz`).
 
 ## Training
-Data: {meta["training_data"]["train_cases"]} synthetic phantom cases (CT+MRI and multiphase CT), validation on
+Data: {meta["training_data"]["train_cases"]} cases: {meta["training_data"]["source"]}; validation on
 {meta["training_data"]["validation_cases"]} others. Spacing {cfg.spacing_mm} mm, patches {cfg.patch},
-batch {cfg.batch_size}, {cfg.steps} steps, AdamW lr {cfg.lr} one-cycle. Loss Dice + 0.5 x CE with deep supervision,
-plus BCE malignancy on tumour voxels. Augmentation: flips, intensity scale/shift, per-channel shifts
-(misregistration), modality dropout.
+batch {cfg.batch_size}, AdamW lr {cfg.lr} with warm-up and cosine decay over {cfg.steps} steps
+{f"or {cfg.minutes} min, whichever ends first" if cfg.minutes else ""} (best checkpoint at step {best.get("step")}).
+Loss Dice + 0.5 x CE with deep supervision, plus BCE malignancy on tumour voxels.
+Augmentation: flips, intensity scale/shift, per-channel shifts (misregistration), modality dropout.
 
 ## Metrics
 Validation (best checkpoint, step {best.get("step")}): liver Dice {best.get("liver", float("nan")):.3f},

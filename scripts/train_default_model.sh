@@ -3,7 +3,7 @@
 # inserted into the real livers of ../shared/data/real (hybrid training, as in Diff4MMLiTS).
 #   scripts/train_default_model.sh OUT_BUNDLE [MINUTES]
 # Environment: CTMRI_CASES, MULTIPHASE_CASES, REAL_CASES (per real image), REAL (folder), WORK, SMALL=1 for a quick
-# run, DEADLINE_EPOCH (training then gets the time left before it, less a minute, instead of MINUTES).
+# run, TRAIN_ARGS (more `liverfusion train` options), DEADLINE_EPOCH (training then gets the time left before it, less a minute, instead of MINUTES).
 set -euo pipefail
 out=$1
 minutes=${2:-5}
@@ -26,4 +26,4 @@ if [ -n "${DEADLINE_EPOCH:-}" ]; then
 fi
 echo "data ready at $(date +%T); training for $minutes min"
 lf train --data "$work/ctmri" "$work/multiphase" "$work/real" --out "$out" --work "$work/train" \
-  --steps 100000 --minutes "$minutes" --val-every 250 --workers "$jobs" --device auto
+  --steps 100000 --minutes "$minutes" --val-every 250 --workers "$jobs" --device auto ${TRAIN_ARGS:-}

@@ -15,6 +15,7 @@ def test_shipped_model_on_held_out_phantoms(tmp_path):
         rows.append(evaluate_case(case, None, "rigid", "cpu"))
     summary = summarise(rows)
     print(summary, [(r["liver_dice"], r["tumor_dice"], r["probability"], r["malignant"]) for r in rows])
-    assert summary["liver_dice"] > 0.85
-    assert summary["tumor_dice"] is not None and summary["tumor_dice"] > 0.3
-    assert summary["auc"] is not None and summary["auc"] > 0.5
+    # model 0.2.0 measured 0.960, 0.617 and 1.0 here
+    assert summary["liver_dice"] > 0.93
+    assert summary["tumor_dice"] is not None and summary["tumor_dice"] > 0.5
+    assert summary["auc"] is not None and summary["auc"] >= 0.8

@@ -97,9 +97,10 @@ def test_same_seed_same_bytes(tmp_path):
         make_case(tmp_path / name, 6, "multiphase", small=True, roles=("portal", "arterial"))
     for path in sorted((tmp_path / "a").iterdir()):
         if path.suffix != ".h5":  # HDF5 stores a creation time
-            assert hashlib.sha256(path.read_bytes()).digest() == hashlib.sha256(
-                (tmp_path / "b" / path.name).read_bytes()
-            ).digest(), path.name
+            assert (
+                hashlib.sha256(path.read_bytes()).digest()
+                == hashlib.sha256((tmp_path / "b" / path.name).read_bytes()).digest()
+            ), path.name
 
 
 def test_lesion_diameters_cover_5_to_80_mm():

@@ -1,0 +1,31 @@
+"""The shared preprocessing: the air mask that keeps liver and tumour out of air."""
+
+import numpy as np
+import SimpleITK as sitk
+
+from liverfusion.preprocessing import air_mask, canonical_grid
+
+
+def _ct_with_body() -> sitk.Image:
+    array = np.full((5, 40, 40), -1000, np.int16)
+    array[:, 10:30, 10:30] = 60  # soft tissue
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing((2.0, 2.0, 5.0))
+    return image
+
+
+def test_air_mask_marks_air_but_not_the_body_or_the_slices_past_the_last_one():
+    image = _ct_with_body()
+    grid = canonical_grid(image, (3.0, 3.0, 3.0))
+    air = air_mask(image, grid, "ct")
+    assert air[:, 0, 0].all()  # the corner is air on every slice
+    centre = (slice(None), air.shape[1] // 2, air.shape[2] // 2)
+    assert not air[centre].any()  # the body is not, including grid slices past the image's last slice centre
+
+
+def test_air_mask_on_mri_uses_the_images_own_scale():
+    array = np.zeros((5, 40, 40), np.float32)
+    array[:, 10:30, 10:30] = 300.0
+    image = sitk.GetImageFromArray(array)
+    air = air_mask(image, canonical_grid(image, (3.0, 3.0, 3.0)), "mri")
+    assert air[:, 0, 0].all() and not air[:, 6, 6].any()

@@ -12,7 +12,7 @@ import numpy as np
 import qt
 import slicer
 import vtk
-from LiverFusionSegLib import mrmlio
+from LiverFusionSegLib import dependencies, mrmlio
 from LiverFusionSegLib.job import BackgroundJob
 from LiverFusionSegLib.logic import DISCLAIMER, SegLogic
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
@@ -107,6 +107,7 @@ class LiverFusionSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._timer.setInterval(POLL_MS)
         self._timer.connect("timeout()", self._pollJob)
         self.ui.disclaimerLabel.text = DISCLAIMER
+        self.ui.installButton.hide()  # shown by _setupEnvironment when something is missing
         self._setupEnvironment()
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
@@ -114,20 +115,48 @@ class LiverFusionSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.detectButton.connect("clicked(bool)", self.onDetectButton)
         self.ui.reclassifyButton.connect("clicked(bool)", self.onReclassifyButton)
         self.ui.modelComboBox.connect("currentIndexChanged(int)", self.onModelChanged)
+        self.ui.installButton.connect("clicked(bool)", self.onInstallButton)
         self.ui.progressBar.hide()
         self.initializeParameterNode()
 
     def _setupEnvironment(self) -> None:
-        """Models and device need PyTorch; without it the panel says what to install instead of failing."""
-        try:
-            models = self.logic.availableModels()
-            self.ui.deviceLabel.text = self.logic.deviceReport()
-        except ImportError as exc:
-            self._environmentError = _("{name} is missing in Slicer's Python: install the PyTorch extension "
-                                       "(Extensions Manager), then MONAI with pip, and restart").format(name=exc.name)
+        """Models and device need PyTorch and MONAI; without them the panel offers to install them."""
+        absent = dependencies.missing()
+        if absent:
+            self._environmentError = _("Missing in Slicer's Python: {names}").format(names=", ".join(absent))
             self.ui.deviceLabel.text = self._environmentError
+            self.ui.installButton.visible = True
             return
-        self.ui.modelComboBox.addItems(models)
+        self.ui.modelComboBox.addItems(self.logic.availableModels())
+        self.ui.deviceLabel.text = self.logic.deviceReport()
+
+    def onInstallButton(self) -> None:
+        """Ask, then install: torch with the PyTorch extension's installer, the rest with pip, with progress."""
+        steps = dependencies.install_plan(dependencies.missing())
+        if not steps or not slicer.util.confirmOkCancelDisplay(dependencies.describe(steps)):
+            return
+        progress = slicer.util.createProgressDialog(maximum=len(steps), windowTitle=_("Installing"))
+        with slicer.util.tryWithErrorDisplay(_("Installation failed"), waitCursor=True):
+            for i, step in enumerate(steps):
+                progress.labelText, progress.value = step.requirement, i
+                slicer.app.processEvents()
+                if step.via == "pytorch-extension":
+                    self._installTorch()
+                else:
+                    slicer.util.pip_install(step.requirement)
+            progress.value = len(steps)
+            slicer.util.infoDisplay(_("Installed. Restart Slicer to use LiverFusion."))
+        progress.close()
+
+    @staticmethod
+    def _installTorch() -> None:
+        try:
+            import PyTorchUtils
+        except ImportError:
+            message = _("Install the PyTorch extension (Extensions Manager), restart, and try again")
+            raise RuntimeError(message) from None
+        if PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=False) is None:
+            raise RuntimeError(_("PyTorch could not be installed"))
 
     def cleanup(self) -> None:
         """Called when the application closes and the module widget is destroyed."""

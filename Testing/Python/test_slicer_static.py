@@ -162,3 +162,34 @@ def test_qt_free_code_imports_nothing_only_slicer_s_gui_provides(name):
 def test_icon_is_a_128_pixel_png(name):
     with Image.open(ROOT / name / "Resources" / "Icons" / f"{name}.png") as icon:
         assert icon.format == "PNG" and icon.size == (128, 128)
+
+
+def slicer_names_used(path: Path) -> set[str]:
+    """The longest `slicer.a.b...` (and `PyTorchUtils.a.b`) attribute chains in a file."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        chain, value = [], node
+        while isinstance(value, ast.Attribute):
+            chain.append(value.attr)
+            value = value.value
+        if chain and isinstance(value, ast.Name) and value.id in ("slicer", "PyTorchUtils"):
+            names.add(".".join([value.id, *reversed(chain)]))
+    return {n for n in names if not any(m.startswith(n + ".") for m in names)}
+
+
+def checked_slicer_names() -> set[str]:
+    """Testing/slicer_api_names.txt: each name with where Slicer's (or SlicerPyTorch's) source defines it."""
+    lines = (ROOT / "Testing" / "slicer_api_names.txt").read_text().splitlines()
+    return {line.split()[0] for line in lines if line.strip() and not line.startswith("#")}
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_every_slicer_api_the_module_calls_was_checked_against_slicers_source(name):
+    files = [ROOT / name / f"{name}.py", *sorted((ROOT / name).glob(f"{name}Lib/*.py")),
+             *sorted((ROOT / name / "Resources" / "Scripts").glob("*.py"))]
+    used = set().union(*(slicer_names_used(f) for f in files))
+    checked = checked_slicer_names()
+    # exact names; a class reached through a call (`PyTorchUtils.PyTorchUtilsLogic().installTorch`) counts as
+    # checked when one of its members is
+    unchecked = {n for n in used if n not in checked and not any(c.startswith(n + ".") for c in checked)}
+    assert not unchecked, f"check against Slicer's source, then list in Testing/slicer_api_names.txt: {unchecked}"

@@ -11,6 +11,7 @@ import hashlib
 import json
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -457,8 +458,17 @@ def test_batch_script_writes_slicer_readable_outputs(case, model, tmp_path):
                            "--model", model], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert logic.DISCLAIMER in done.stdout
-    assert sorted(p.name for p in out.iterdir()) == ["attention.nrrd", "lesions.schema.tsv", "lesions.tsv",
-                                                      "result.json", "segmentation.seg.nrrd"]
+    expected = {"attention.nii.gz", "attention_ct.nii.gz", "attention_mri.nii.gz", "lesions.schema.tsv",
+                "lesions.tsv", "result.json", "scene.mrb", "segmentation.nii.gz", "segmentation.seg.nrrd"}
+    assert expected <= {p.name for p in out.iterdir()}
+    scene = load_mrb(out / "scene.mrb", tmp_path / "unpacked")
+    segmentation = scene.GetFirstNodeByClass("vtkMRMLSegmentationNode").GetSegmentation()
+    assert [segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments())] == [
+        "Liver", "Tumor"]
+    volumes = [scene.GetNthNodeByClass(i, "vtkMRMLScalarVolumeNode")
+               for i in range(scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode"))]
+    assert {"ct", "mri"} <= {v.GetName() for v in volumes}
+    assert all(v.GetImageData() is not None for v in volumes)  # every volume's data came back from the bundle
     segments = slicerio.read_segmentation(str(out / "segmentation.seg.nrrd"), skip_voxels=True)["segments"]
     assert [(s["name"], s["terminology"]["type"][1]) for s in segments] == [("Liver", "10200004"),
                                                                             ("Tumor", "108369006")]
@@ -466,6 +476,34 @@ def test_batch_script_writes_slicer_readable_outputs(case, model, tmp_path):
     rows = (out / "lesions.tsv").read_text().splitlines()
     assert len(rows) - 1 == len(summary["lesions"])  # a header line, then one line per lesion
     assert summary["inputs"]["ct"] == str((case / "ct.nii.gz").resolve())
+
+
+def load_mrb(path, folder):
+    """Unpack a scene bundle and read it with its data, as Slicer's scene reader does."""
+    with zipfile.ZipFile(path) as bundle:
+        bundle.extractall(folder)
+    scene = slicer.vtkMRMLScene()
+    scene.SetURL(str(next(folder.rglob("*.mrml"))))
+    assert scene.Import() == 1
+    for i in range(scene.GetNumberOfNodesByClass("vtkMRMLStorableNode")):
+        node = scene.GetNthNodeByClass(i, "vtkMRMLStorableNode")
+        if node.GetStorageNode() is not None:
+            assert node.GetStorageNode().ReadData(node), node.GetName()
+    return scene
+
+
+@pytest.mark.slow
+def test_batch_cohort_skips_finished_cases_and_goes_on_after_a_failure(case, model, tmp_path):
+    cases = tmp_path / "cases.csv"
+    cases.write_text(f"case_id,ct,mri\ngood,{case / 'ct.nii.gz'},{case / 'mri.nii.gz'}\nbroken,missing.nii.gz,\n")
+    command = [sys.executable, str(BATCH), "--cases", str(cases), "--out", str(tmp_path / "out"), "--align", "none",
+               "--device", "cpu", "--model", model]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 1, first.stderr
+    assert "broken: error:" in first.stderr and "missing.nii.gz" in first.stderr
+    assert (tmp_path / "out" / "good" / "result.json").is_file() and not (tmp_path / "out" / "broken").exists()
+    second = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert "good: done before, skipped" in second.stdout and second.returncode == 1
 
 
 def test_batch_script_user_error_is_one_line_and_writes_nothing(tmp_path):

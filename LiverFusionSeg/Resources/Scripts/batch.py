@@ -1,17 +1,22 @@
-"""Segment one case without the GUI, through the same Logic as the module panel.
+"""Segment cases without the GUI, through the same Logic as the module panel.
 
     Slicer --no-main-window --python-script .../batch.py -- --input ct=ct.nii.gz --input mri=t2/ --out DIR
+    Slicer --no-main-window --python-script .../batch.py -- --cases cases.csv --out DIR
 
-Writes DIR/segmentation.seg.nrrd (Liver, Tumor), DIR/attention.nrrd, DIR/lesions.tsv (plus Slicer's column
-schema, lesions.schema.tsv) and DIR/result.json, all at once when the run succeeds (nothing on failure).
-A user error prints one `error:` line and exits 2.
+Writes what `liverfusion segment` writes (segmentation.nii.gz and .seg.nrrd, attention maps, aligned images,
+transforms, result.json last), plus lesions.tsv (with Slicer's column schema, lesions.schema.tsv) and
+scene.mrb, a Slicer scene with the inputs, the segmentation, the heat maps, the lesion table and the alignment,
+for review. All at once when a case succeeds (nothing on failure). A user error prints one `error:` line and
+exits 2. With --cases (a CSV with a `case_id` column and one column per role), each case goes to
+DIR/<case_id>/; finished cases (result.json present) are skipped, a failed case is reported and the run goes
+on, and the exit status is 1 if any case failed.
 Also runs under plain Python with slicer-core (a fresh MRML scene instead of Slicer's).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import csv
 import sys
 import traceback
 from pathlib import Path
@@ -22,18 +27,22 @@ MODULE_DIR = Path(__file__).resolve().parents[2]  # LiverFusionSeg/ (source) or 
 if str(MODULE_DIR) not in sys.path:
     sys.path.insert(0, str(MODULE_DIR))
 
-from LiverFusionSegLib import mrmlio  # noqa: E402
+from LiverFusionSegLib import mrmlio, scenefile  # noqa: E402
 from LiverFusionSegLib.logic import DISCLAIMER, SegLogic  # noqa: E402
 
-from liverfusion.errors import LiverFusionError  # noqa: E402 (needs the path above)
-from liverfusion.imageio import read_image, staged_output, write_text  # noqa: E402
-from liverfusion.roles import parse_inputs  # noqa: E402
+from liverfusion.constants import ROLES  # noqa: E402 (needs the path above)
+from liverfusion.errors import LiverFusionError  # noqa: E402
+from liverfusion.imageio import read_image, staged_output  # noqa: E402
+from liverfusion.pipeline import write_outputs, write_summary  # noqa: E402
+from liverfusion.roles import check_roles, parse_inputs  # noqa: E402
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="batch.py", description=__doc__.splitlines()[0])
-    parser.add_argument("--input", action="append", required=True, metavar="ROLE=PATH",
-                        help="image file or DICOM folder; ROLE is ct, mri, nc, arterial, portal or delayed")
+    cases = parser.add_mutually_exclusive_group(required=True)
+    cases.add_argument("--input", action="append", metavar="ROLE=PATH",
+                       help="image file or DICOM folder; ROLE is ct, mri, nc, arterial, portal or delayed")
+    cases.add_argument("--cases", help="CSV: a case_id column and one column per role (empty: not given)")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--align", default="deformable", choices=["none", "rigid", "deformable"])
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -52,19 +61,56 @@ def save_node(scene: slicer.vtkMRMLScene, node: slicer.vtkMRMLNode, storage_clas
         scene.RemoveNode(storage)
 
 
-def run(args: argparse.Namespace, scene: slicer.vtkMRMLScene) -> dict:
-    """Load, segment, save; returns the result.json content."""
-    inputs = parse_inputs(args.input)
+def run(inputs: dict[str, str], out: Path, args: argparse.Namespace, scene: slicer.vtkMRMLScene) -> dict:
+    """Load one case into the scene, segment, save; returns the result.json content."""
     volumes = {role: mrmlio.add_volume(scene, read_image(path), Path(path).name.split(".")[0], output=False)
                for role, path in inputs.items()}
-    outputs = SegLogic(scene).process(volumes, args.align, args.device, args.model)
-    summary = {**outputs["summary"], "inputs": {role: str(Path(p).resolve()) for role, p in inputs.items()}}
-    with staged_output(args.out) as stage:
-        save_node(scene, outputs["segmentation"], "vtkMRMLSegmentationStorageNode", stage / "segmentation.seg.nrrd")
-        save_node(scene, outputs["attention"], "vtkMRMLVolumeArchetypeStorageNode", stage / "attention.nrrd")
+    logic = SegLogic(scene)
+    result = logic.compute(logic.readInputs(volumes), args.align, args.device, args.model, names=inputs)
+    outputs = logic.publish(result, volumes)
+    with staged_output(out) as stage:
+        write_outputs(result, stage)
         save_node(scene, outputs["lesionTable"], "vtkMRMLTableStorageNode", stage / "lesions.tsv")
-        write_text(json.dumps(summary, indent=2) + "\n", stage / "result.json")
-    return summary
+        scenefile.write_mrb(scene, stage / "scene.mrb")
+        return write_summary(result, stage, inputs)
+
+
+def read_cases(path: str) -> dict[str, dict[str, str]]:
+    """case_id -> {role: path} from the cohort CSV; relative paths are relative to the CSV."""
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as exc:
+        raise LiverFusionError(f"{path}: {exc.strerror}") from None
+    if not rows or "case_id" not in rows[0]:
+        raise LiverFusionError(f"{path}: expected a header with case_id and role columns ({', '.join(ROLES)})")
+    cases = {}
+    for row in rows:
+        inputs = {r: str((Path(path).parent / v).resolve()) for r, v in row.items() if r != "case_id" and v}
+        check_roles(inputs)
+        cases[row["case_id"]] = inputs
+    return cases
+
+
+def run_cohort(args: argparse.Namespace) -> int:
+    """Every case of the CSV into DIR/<case_id>/, skipping finished ones; 1 if any case failed."""
+    cases, failed = read_cases(args.cases), []
+    for i, (case_id, inputs) in enumerate(cases.items(), 1):
+        out = Path(args.out) / case_id
+        if (out / "result.json").is_file():
+            print(f"[{i}/{len(cases)}] {case_id}: done before, skipped", flush=True)
+            continue
+        try:
+            summary = run(inputs, out, args, slicer.vtkMRMLScene())
+        except LiverFusionError as exc:
+            failed.append(case_id)
+            print(f"[{i}/{len(cases)}] {case_id}: error: {exc}", file=sys.stderr, flush=True)
+            continue
+        print(f"[{i}/{len(cases)}] {case_id}: malignancy probability {summary['malignancy_probability']:.2f}, "
+              f"{len(summary['lesions'])} lesion(s)", flush=True)
+    print(f"{len(cases) - len(failed)} of {len(cases)} case(s) done; outputs: {Path(args.out).resolve()}"
+          f"{'; failed: ' + ', '.join(failed) if failed else ''}\n{DISCLAIMER}")
+    return 1 if failed else 0
 
 
 def main(argv: list[str]) -> int:
@@ -72,9 +118,11 @@ def main(argv: list[str]) -> int:
         args = parse_args(argv)
     except SystemExit as exc:  # argparse has printed the usage or the help
         return int(exc.code or 0)
-    scene = getattr(slicer, "mrmlScene", None) or slicer.vtkMRMLScene()
     try:
-        summary = run(args, scene)
+        if args.cases:
+            return run_cohort(args)
+        scene = getattr(slicer, "mrmlScene", None) or slicer.vtkMRMLScene()
+        summary = run(parse_inputs(args.input), Path(args.out), args, scene)
     except LiverFusionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

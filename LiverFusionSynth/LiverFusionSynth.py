@@ -126,10 +126,11 @@ class LiverFusionSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def _checkCanInsert(self, caller=None, event=None) -> None:
         p = self._parameterNode
-        ready = bool(p and p.targetVolume and p.liverSegmentation and p.lesionPoint)
+        ready = bool(p and p.targetVolume and p.liverSegmentation)
         self.ui.insertButton.enabled = ready
-        self.ui.insertButton.toolTip = (_("Paint the lesion into a copy of the volume") if ready
-                                        else _("Choose a volume, a liver segmentation and a centre point"))
+        self.ui.insertButton.toolTip = (_("Paint the lesion into a copy of the volume, at the point (or at random "
+                                          "in the liver without one), and show both side by side") if ready
+                                        else _("Choose a volume and a liver segmentation"))
 
     def onGenerateButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Could not generate the phantom."), waitCursor=True):
@@ -149,7 +150,7 @@ class LiverFusionSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             center = point_from_markups(p.lesionPoint) if p.lesionPoint else None  # none: random, in the liver
             outputs = self.logic.insertLesion(p.targetVolume, p.liverSegmentation, center,
                                               p.lesionType, p.lesionDiameter, p.modality, seed=p.seed)
-            slicer.util.setSliceViewerLayers(background=outputs["volume"])
+            self.logic.showSideBySide(p.targetVolume, outputs["volume"])
             self.ui.statusLabel.text = _("Added {name} ({voxels} lesion voxels)").format(
                 name=outputs["volume"].GetName(), voxels=outputs["voxels"])
 

@@ -97,6 +97,20 @@ class SynthLogic:
         return {"volume": painted[firstRole], "volumes": painted, "truth": truth, "voxels": int(lesion.sum()),
                 "centerRAS": tuple(mrmlio.FLIP @ np.array(done.center_lps))}
 
+    def showSideBySide(self, original: slicer.vtkMRMLScalarVolumeNode,
+                       edited: slicer.vtkMRMLScalarVolumeNode) -> None:
+        """The preview: the side-by-side layout, the original in the Red view and the edited copy in the Yellow
+        one, linked so that both show the same slice."""
+        layout = self.scene.GetFirstNodeByClass("vtkMRMLLayoutNode")
+        if layout is not None:  # absent only in a scene without Slicer's views (tests)
+            layout.SetViewArrangement(slicer.vtkMRMLLayoutNode.SlicerLayoutSideBySideView)
+        views = {"Red": original, "Yellow": edited}
+        for i in range(self.scene.GetNumberOfNodesByClass("vtkMRMLSliceCompositeNode")):
+            composite = self.scene.GetNthNodeByClass(i, "vtkMRMLSliceCompositeNode")
+            if composite.GetLayoutName() in views:
+                composite.SetBackgroundVolumeID(views[composite.GetLayoutName()].GetID())
+                composite.SetLinkedControl(1)
+
     @staticmethod
     def _liverMask(segmentation: slicer.vtkMRMLSegmentationNode, segmentName: str, image) -> np.ndarray:
         if segmentation is None:

@@ -164,3 +164,20 @@ def test_without_a_point_the_lesion_goes_at_random_into_copies_of_every_aligned_
     assert mask.sum() == out["voxels"] and not (mask & ~liver).any()
     portal, arterial_painted = voxels(out["volumes"]["portal"]), voxels(out["volumes"]["arterial"])
     assert arterial_painted[mask].mean() > portal[mask].mean() + 30  # HCC: arterial wash-in, portal wash-out
+
+
+def test_preview_shows_the_original_and_the_copy_side_by_side_in_linked_views(phantom):
+    scene = phantom.scene
+    layout = scene.AddNewNodeByClass("vtkMRMLLayoutNode")
+    views = {}
+    for name in ("Red", "Yellow", "Green"):
+        views[name] = scene.AddNewNodeByClass("vtkMRMLSliceCompositeNode")
+        views[name].SetSingletonTag(name)
+    ct = phantom.outputs["volumes"]["ct"]
+    out = phantom.logic.insertLesion(ct, phantom.outputs["truth"], None, "cyst", 15.0, seed=1)
+    phantom.logic.showSideBySide(ct, out["volume"])
+    assert layout.GetViewArrangement() == slicer.vtkMRMLLayoutNode.SlicerLayoutSideBySideView
+    assert views["Red"].GetBackgroundVolumeID() == ct.GetID()
+    assert views["Yellow"].GetBackgroundVolumeID() == out["volume"].GetID()
+    assert views["Red"].GetLinkedControl() and views["Yellow"].GetLinkedControl()
+    assert views["Green"].GetBackgroundVolumeID() is None  # a view the layout does not show is left alone

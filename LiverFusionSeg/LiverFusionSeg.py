@@ -116,6 +116,8 @@ class LiverFusionSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.reclassifyButton.connect("clicked(bool)", self.onReclassifyButton)
         self.ui.modelComboBox.connect("currentIndexChanged(int)", self.onModelChanged)
         self.ui.installButton.connect("clicked(bool)", self.onInstallButton)
+        self.ui.attentionComboBox.connect("currentTextChanged(QString)", self.onAttentionChanged)
+        self.ui.lesionTableView.connect("clicked(QModelIndex)", self.onLesionClicked)
         self.ui.progressBar.hide()
         self.initializeParameterNode()
 
@@ -289,7 +291,24 @@ class LiverFusionSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.logic.showResults(outputs, self._parameterNode.heatmapOpacity)
             self._showResults(outputs["probability"], outputs["lesionTable"], result.warnings)
 
+    def onAttentionChanged(self, which: str) -> None:
+        segmentation = self._parameterNode.outputSegmentation if self._parameterNode else None
+        if which and segmentation is not None:
+            with slicer.util.tryWithErrorDisplay(_("Could not show that heat map.")):
+                self.logic.showAttention(segmentation, which)
+
+    def onLesionClicked(self, index) -> None:
+        table = self.ui.lesionTableView.mrmlTableNode()
+        if table is not None:
+            with slicer.util.tryWithErrorDisplay(_("Could not show that lesion.")):
+                self.logic.jumpToLesion(table, index.row())
+
     def _showResults(self, probability: float, table, warnings: list) -> None:
+        segmentation = self._parameterNode.outputSegmentation
+        self.ui.attentionComboBox.blockSignals(True)
+        self.ui.attentionComboBox.clear()
+        self.ui.attentionComboBox.addItems(list(self.logic.attentionMaps(segmentation)) if segmentation else [])
+        self.ui.attentionComboBox.blockSignals(False)
         lesions = table.GetNumberOfRows()
         self.ui.probabilityLabel.text = _("Malignancy probability {p:.2f}; {n} lesion(s)").format(
             p=probability, n=lesions)

@@ -130,7 +130,12 @@ class SegLogic:
             "vtkMRMLTableNode", self.scene.GenerateUniqueName(f"{base} lesions")))
         write_lesion_table(table, result.lesions, result.probability)
         aligned, transforms = self._aligned(inputs, result.registrations, base)
-        for role, node in ((LOGITS_ROLE, logits), (TABLE_ROLE, table), (ATTENTION_ROLE, attention)):
+        for i in reversed(range(segmentation.GetNumberOfNodeReferenceRoles())):  # a previous run's inputs
+            if segmentation.GetNthNodeReferenceRole(i).startswith(ATTENTION_ROLE + "_"):
+                segmentation.RemoveNodeReferenceIDs(segmentation.GetNthNodeReferenceRole(i))
+        references = [(LOGITS_ROLE, logits), (TABLE_ROLE, table), (ATTENTION_ROLE, attention)]
+        references += [(f"{ATTENTION_ROLE}_{role}", node) for role, node in by_role.items()]
+        for role, node in references:
             segmentation.SetNodeReferenceID(role, node.GetID())
         segmentation.SetAttribute(PROBABILITY_ATTRIBUTE, f"{result.probability:.4f}")
         return {"reference": reference, "segmentation": segmentation, "attention": attention,
@@ -242,6 +247,34 @@ class SegLogic:
             composite.SetBackgroundVolumeID(outputs["reference"].GetID())
             composite.SetForegroundVolumeID(outputs["attention"].GetID())
             composite.SetForegroundOpacity(opacity)
+
+    def showAttention(self, segmentationNode: slicer.vtkMRMLSegmentationNode, which: str = "attention") -> None:
+        """Switch the slice views' heat map between the case `attention` and one input's `attention_<role>`
+        (the maps the run referenced from its segmentation), keeping each view's opacity."""
+        maps = self.attentionMaps(segmentationNode)
+        if which not in maps:
+            raise LiverFusionError(f"{which}: no such attention map for {segmentationNode.GetName()} "
+                                   f"(available: {', '.join(maps) or 'none'})")
+        for composite in self.sliceCompositeNodes():
+            composite.SetForegroundVolumeID(maps[which].GetID())
+
+    @staticmethod
+    def attentionMaps(segmentationNode: slicer.vtkMRMLSegmentationNode) -> dict[str, slicer.vtkMRMLScalarVolumeNode]:
+        """`attention`, then `attention_<role>` per input, of the run that made this segmentation."""
+        maps = {"attention": segmentationNode.GetNodeReference(ATTENTION_ROLE)}
+        for i in range(segmentationNode.GetNumberOfNodeReferenceRoles()):
+            role = segmentationNode.GetNthNodeReferenceRole(i)
+            if role.startswith(ATTENTION_ROLE + "_"):
+                maps["attention_" + role[len(ATTENTION_ROLE) + 1:]] = segmentationNode.GetNodeReference(role)
+        return {name: node for name, node in maps.items() if node is not None}
+
+    def jumpToLesion(self, table: slicer.vtkMRMLTableNode, row: int) -> tuple[float, float, float]:
+        """Centre every slice view on the lesion of a table row (its RAS centroid); returns that point."""
+        if not 0 <= row < table.GetNumberOfRows():
+            raise LiverFusionError(f"{table.GetName()}: no lesion in row {row + 1}")
+        ras = tuple(float(table.GetTable().GetColumnByName(axis).GetValue(row)) for axis in "RAS")
+        slicer.vtkMRMLSliceNode.JumpAllSlices(self.scene, *ras, slicer.vtkMRMLSliceNode.CenteredJumpSlice)
+        return ras
 
     def setHeatmapOpacity(self, opacity: float) -> None:
         """Change the opacity of views whose foreground is a LiverFusion attention map, leaving others alone."""

@@ -447,6 +447,37 @@ def test_show_results_and_heatmap_opacity_touch_only_attention_views(run):
     assert [v.GetForegroundOpacity() for v in views] == pytest.approx([0.8, 0.8, 0.3])
 
 
+def test_heat_map_switch_offers_the_case_map_and_one_per_input(run):
+    views = [run.scene.AddNewNodeByClass("vtkMRMLSliceCompositeNode") for _ in range(2)]
+    segmentation = run.outputs["segmentation"]
+    maps = run.logic.attentionMaps(segmentation)
+    assert list(maps) == ["attention", "attention_ct", "attention_mri"]
+    assert maps["attention_mri"] is run.outputs["attentionByRole"]["mri"]
+    run.logic.showAttention(segmentation, "attention_mri")
+    assert all(v.GetForegroundVolumeID() == maps["attention_mri"].GetID() for v in views)
+    with pytest.raises(LiverFusionError, match="attention_delayed: no such attention map"):
+        run.logic.showAttention(segmentation, "attention_delayed")
+
+
+def test_clicking_a_lesion_centres_every_slice_view_on_it(run):
+    table = run.outputs["lesionTable"]
+    assert table.GetNumberOfRows() > 0, "the fixture case has lesions"
+    slices = []
+    for name, orientation in (("Red", "Axial"), ("Yellow", "Sagittal")):
+        node = run.scene.AddNewNodeByClass("vtkMRMLSliceNode")
+        node.SetLayoutName(name)
+        node.SetOrientation(orientation)
+        slices.append(node)
+    ras = run.logic.jumpToLesion(table, 0)
+    lesion = run.outputs["lesions"][0]
+    assert ras == pytest.approx((-lesion.centroid_lps_mm[0], -lesion.centroid_lps_mm[1], lesion.centroid_lps_mm[2]))
+    for node in slices:
+        centre = [node.GetSliceToRAS().GetElement(i, 3) for i in range(3)]
+        assert centre == pytest.approx(ras, abs=1e-3), node.GetName()
+    with pytest.raises(LiverFusionError, match="no lesion in row"):
+        run.logic.jumpToLesion(table, table.GetNumberOfRows())
+
+
 # Batch script
 
 

@@ -67,6 +67,7 @@ class LiverFusionSynthParameterNode:
     lesionPoint: vtkMRMLMarkupsFiducialNode
     lesionType: Annotated[str, Choice(list(MALIGNANT_TYPES + BENIGN_TYPES))] = "hcc"
     lesionDiameter: Annotated[float, WithinRange(5.0, 80.0)] = 20.0
+    allPhases: bool = False
 
 
 class LiverFusionSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
@@ -148,7 +149,8 @@ class LiverFusionSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         with slicer.util.tryWithErrorDisplay(_("Could not insert the lesion."), waitCursor=True):
             p = self._parameterNode
             center = point_from_markups(p.lesionPoint) if p.lesionPoint else None  # none: random, in the liver
-            outputs = self.logic.insertLesion(p.targetVolume, p.liverSegmentation, center,
+            volumes = self.logic.lesionTargets(p.targetVolume, p.modality, p.allPhases)
+            outputs = self.logic.insertLesion(volumes, p.liverSegmentation, center,
                                               p.lesionType, p.lesionDiameter, p.modality, seed=p.seed)
             self.logic.showSideBySide(p.targetVolume, outputs["volume"])
             self.ui.statusLabel.text = _("Added {name} ({voxels} lesion voxels)").format(

@@ -16,6 +16,7 @@ import numpy as np
 import SimpleITK as sitk
 import slicer
 from LiverFusionSegLib import mrmlio
+from LiverFusionSegLib.detect import detect_roles
 from LiverFusionSegLib.logic import default_scene
 
 from liverfusion import synth_tumor
@@ -25,6 +26,11 @@ from liverfusion.imageio import read_image
 from liverfusion.phantom import PROTOCOLS, make_case
 
 CASE_ATTRIBUTE = "LiverFusion.PhantomCase"
+
+
+def _same_channel(role: str) -> str:
+    """`ct` and `portal` are one channel (the portal-venous CT): never both."""
+    return {"ct": "portal", "portal": "ct"}.get(role, role)
 
 
 def point_from_markups(markups: slicer.vtkMRMLMarkupsNode) -> tuple[float, float, float]:
@@ -96,6 +102,18 @@ class SynthLogic:
         truth.SetReferenceImageGeometryParameterFromVolumeNode(painted[firstRole])
         return {"volume": painted[firstRole], "volumes": painted, "truth": truth, "voxels": int(lesion.sum()),
                 "centerRAS": tuple(mrmlio.FLIP @ np.array(done.center_lps))}
+
+    def lesionTargets(self, target: slicer.vtkMRMLScalarVolumeNode, role: str,
+                      allPhases: bool = False) -> dict[str, slicer.vtkMRMLScalarVolumeNode]:
+        """The volumes a lesion goes into, by role: the target first (as `role`), then, with `allPhases`, every
+        other volume whose name says another phase or modality (the detection LiverFusionSeg uses)."""
+        targets = {role: target}
+        if allPhases:
+            count = self.scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode")
+            others = [self.scene.GetNthNodeByClass(i, "vtkMRMLScalarVolumeNode") for i in range(count)]
+            found = detect_roles(n for n in others if n is not target)
+            targets.update({r: n for r, n in found.items() if r not in targets and r != _same_channel(role)})
+        return targets
 
     def showSideBySide(self, original: slicer.vtkMRMLScalarVolumeNode,
                        edited: slicer.vtkMRMLScalarVolumeNode) -> None:

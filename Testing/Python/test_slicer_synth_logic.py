@@ -181,3 +181,13 @@ def test_preview_shows_the_original_and_the_copy_side_by_side_in_linked_views(ph
     assert views["Yellow"].GetBackgroundVolumeID() == out["volume"].GetID()
     assert views["Red"].GetLinkedControl() and views["Yellow"].GetLinkedControl()
     assert views["Green"].GetBackgroundVolumeID() is None  # a view the layout does not show is left alone
+
+
+def test_lesion_targets_add_the_other_phases_by_name_only_when_asked(phantom):
+    ct, mri = phantom.outputs["volumes"]["ct"], phantom.outputs["volumes"]["mri"]
+    assert phantom.logic.lesionTargets(ct, "ct") == {"ct": ct}
+    targets = phantom.logic.lesionTargets(ct, "portal", allPhases=True)
+    assert targets["portal"] is ct and targets["mri"] is mri
+    assert "ct" not in targets  # the portal-venous CT is one channel, whatever its name
+    phantom.logic.insertLesion(ct, phantom.outputs["truth"], None, "cyst", 12.0, seed=2)
+    assert phantom.logic.lesionTargets(mri, "mri", allPhases=True)["ct"] is ct  # the original, not a later copy

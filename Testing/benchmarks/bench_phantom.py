@@ -61,6 +61,7 @@ def main() -> None:
     p.add_argument("--cases", type=int, default=2)
     p.add_argument("--seed", type=int, default=7000)
     args = p.parse_args()
+    sitk.ProcessObject_SetGlobalDefaultNumberOfThreads(1)  # one core: ITK filters would otherwise use them all
     OUTPUT.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         for protocol in PROTOCOLS:

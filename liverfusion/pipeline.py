@@ -16,6 +16,7 @@ import SimpleITK as sitk
 
 from . import model_store, postprocess, registration
 from .constants import CHANNELS, ROLE_TO_CHANNEL, TUMOR
+from .dicomseg import write_dicom_seg
 from .errors import InputError, LiverFusionError, OverlapError
 from .imageio import read_image, staged_output, write_image, write_text
 from .inference import Prediction, pick_device, predict
@@ -222,8 +223,13 @@ def read_inputs(inputs: dict[str, str]) -> dict[str, sitk.Image]:
     return {role: read_image(path) for role, path in inputs.items()}
 
 
-def write_outputs(result: CaseResult, out: Path) -> None:
-    """Write every image and transform into `out` (a staging folder)."""
+def write_outputs(result: CaseResult, out: Path, inputs: dict[str, str] | None = None) -> None:
+    """Write every image and transform into `out` (a staging folder); with the input paths, also a DICOM SEG
+    when the reference is a DICOM series (PACS viewers want the result as DICOM)."""
+    reference_path = Path(inputs[result.reference]) if inputs else None
+    if reference_path is not None and reference_path.is_dir():
+        model_info = {"name": result.model.name, "version": result.model.version}
+        write_dicom_seg(result.labels, reference_path, out / "segmentation.dcm", model_info)
     write_image(result.labels, out / "segmentation.nii.gz")
     write_seg_nrrd(result.labels, out / "segmentation.seg.nrrd")
     write_image(result.attention, out / "attention.nii.gz")
@@ -258,7 +264,7 @@ def segment(
     report(0.9, "write")
     with staged_output(out_dir) as stage:
         t = time.perf_counter()
-        write_outputs(result, stage)
+        write_outputs(result, stage, inputs)
         result.timings["write"] = time.perf_counter() - t
         summary = write_summary(result, stage, inputs)
     report(1.0, "done")

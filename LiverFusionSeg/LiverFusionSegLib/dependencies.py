@@ -11,7 +11,13 @@ import importlib.util
 from dataclasses import dataclass
 
 # import name -> pip requirement (the versions in constraints.txt)
-PIP_PACKAGES = {"monai": "monai==1.6.1", "SimpleITK": "SimpleITK==2.5.7", "scipy": "scipy>=1.10", "tqdm": "tqdm>=4.60"}
+PIP_PACKAGES = {
+    "monai": "monai==1.6.1",
+    "SimpleITK": "SimpleITK==2.5.7",
+    "scipy": "scipy>=1.10",
+    "tqdm": "tqdm>=4.60",
+    "highdicom": "highdicom==0.28.2",
+}
 TORCH = "torch"
 
 

@@ -69,7 +69,7 @@ def run(inputs: dict[str, str], out: Path, args: argparse.Namespace, scene: slic
     result = logic.compute(logic.readInputs(volumes), args.align, args.device, args.model, names=inputs)
     outputs = logic.publish(result, volumes)
     with staged_output(out) as stage:
-        write_outputs(result, stage)
+        write_outputs(result, stage, inputs)
         save_node(scene, outputs["lesionTable"], "vtkMRMLTableStorageNode", stage / "lesions.tsv")
         scenefile.write_mrb(scene, stage / "scene.mrb")
         return write_summary(result, stage, inputs)

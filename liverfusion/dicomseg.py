@@ -1,0 +1,93 @@
+"""The segmentation as a DICOM Segmentation object (highdicom) that references the source CT or MR series.
+
+PACS viewers and reporting tools read DICOM SEG, not NIfTI. Patient and study identifiers come from the source
+series (highdicom copies them from the source images, and nothing else sets them); segments carry SNOMED CT codes
+(liver; neoplasm) and name the algorithm, as the reference SEG made by dcmqi does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from . import __version__
+from .constants import LIVER, TUMOR
+from .errors import InputError
+from .imageio import dicom_series_files
+
+MANUFACTURER = "LiverFusion"
+
+
+def segment_descriptions(model_name: str, model_version: str) -> list:
+    """Liver (SCT 10200004, an anatomical structure) and tumour (SCT 108369006 neoplasm, a morphologically
+    abnormal structure), both made automatically by the named model."""
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    algorithm = hd.AlgorithmIdentificationSequence(
+        name=f"LiverFusion {model_name}", version=model_version, family=codes.cid7162.ArtificialIntelligence
+    )
+    code = hd.sr.CodedConcept
+    segments = [
+        (LIVER, "Liver", code("91723000", "SCT", "Anatomical Structure"), code("10200004", "SCT", "Liver")),
+        (
+            TUMOR,
+            "Tumor",
+            code("49755003", "SCT", "Morphologically Altered Structure"),
+            code("108369006", "SCT", "Neoplasm"),
+        ),
+    ]
+    return [
+        hd.seg.SegmentDescription(
+            segment_number=number,
+            segment_label=label,
+            segmented_property_category=category,
+            segmented_property_type=kind,
+            algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+            algorithm_identification=algorithm,
+        )
+        for number, label, category, kind in segments
+    ]
+
+
+def _readable(source):
+    """An empty SpecificCharacterSet (seen in GE files) means the default repertoire; highdicom refuses the empty
+    value, so the in-memory copy drops it (the file is not touched)."""
+    if "SpecificCharacterSet" in source and not source.SpecificCharacterSet:
+        del source.SpecificCharacterSet
+    return source
+
+
+def write_dicom_seg(labels: sitk.Image, series_folder: str | Path, path: Path, model: dict) -> Path:
+    """Write `labels` (0/1/2 on the series' own grid, as SimpleITK read it) as a binary DICOM SEG."""
+    import highdicom as hd
+    import pydicom
+
+    files = dicom_series_files(series_folder)
+    sources = [_readable(pydicom.dcmread(f)) for f in files]
+    array = sitk.GetArrayFromImage(labels).astype(np.uint8)
+    if array.shape != (len(sources), int(sources[0].Rows), int(sources[0].Columns)):
+        raise InputError(f"{series_folder}: the segmentation is not on this series' grid")
+    seg = hd.seg.Segmentation(
+        source_images=sources,
+        pixel_array=array,
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=segment_descriptions(model["name"], model["version"]),
+        series_instance_uid=hd.UID(),
+        series_number=int(getattr(sources[0], "SeriesNumber", 0) or 0) + 1000,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer=MANUFACTURER,
+        manufacturer_model_name=f"{model['name']} {model['version']}",
+        software_versions=__version__,
+        device_serial_number="none",
+        series_description="LiverFusion liver and tumor",
+        content_label="LIVERFUSION",
+        omit_empty_frames=False,
+    )
+    tmp = path.with_name(path.name + ".tmp")
+    seg.save_as(tmp)
+    tmp.replace(path)
+    return path

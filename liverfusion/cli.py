@@ -152,6 +152,23 @@ def _center(text: str) -> tuple[float, float, float]:
     return values
 
 
+def _batch(args) -> int:
+    import os
+
+    from .cohort import Options, run_cohort
+
+    workers = max(1, args.workers)
+    threads = args.threads or (max(1, (os.cpu_count() or 1) // workers) if workers > 1 else 0)
+    options = Options(args.align, args.device, args.model, threads)
+    rows = run_cohort(args.cases, args.out, options, workers, args.scheduler)
+    failed = [r["case_id"] for r in rows if r["status"] != "done"]
+    print(f"{len(rows) - len(failed)} of {len(rows)} case(s) done; summary: {Path(args.out).resolve() / 'summary.csv'}")
+    for row in rows:
+        if row["status"] != "done":
+            print(f"error: case {row['case_id']}: {row['error']}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def _evaluate(args) -> int:
     from .imageio import read_image
     from .metrics import evaluate
@@ -229,6 +246,16 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--init", default=None, help="start from a model bundle (name or folder) or a .pt state dict")
     t.add_argument("--version", default="0.1.0")
     t.set_defaults(func=_train)
+    b = sub.add_parser("batch", help="segment a cohort from a CSV, resumable, serially or on a Dask cluster")
+    b.add_argument("--cases", required=True, help="CSV: case_id and one column per role (ct, mri, nc, ...)")
+    b.add_argument("--out", required=True, help="DIR/<case_id>/ per case, DIR/summary.csv")
+    b.add_argument("--workers", type=int, default=1, help="processes on a local Dask cluster (1: serial)")
+    b.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler (shared --out needed)")
+    b.add_argument("--threads", type=int, default=0, help="torch threads per case (default: cores / workers)")
+    b.add_argument("--align", default="deformable", choices=["none", "rigid", "deformable"])
+    b.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    b.add_argument("--model", default=None)
+    b.set_defaults(func=_batch)
     return p
 
 

@@ -16,7 +16,6 @@ Also runs under plain Python with slicer-core (a fresh MRML scene instead of Sli
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 import traceback
 from pathlib import Path
@@ -30,11 +29,11 @@ if str(MODULE_DIR) not in sys.path:
 from LiverFusionSegLib import mrmlio, scenefile  # noqa: E402
 from LiverFusionSegLib.logic import DISCLAIMER, SegLogic  # noqa: E402
 
-from liverfusion.constants import ROLES  # noqa: E402 (needs the path above)
+from liverfusion import cohort  # noqa: E402 (needs the path above)
 from liverfusion.errors import LiverFusionError  # noqa: E402
 from liverfusion.imageio import read_image, staged_output  # noqa: E402
 from liverfusion.pipeline import write_outputs, write_summary  # noqa: E402
-from liverfusion.roles import check_roles, parse_inputs  # noqa: E402
+from liverfusion.roles import parse_inputs  # noqa: E402
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -75,26 +74,9 @@ def run(inputs: dict[str, str], out: Path, args: argparse.Namespace, scene: slic
         return write_summary(result, stage, inputs)
 
 
-def read_cases(path: str) -> dict[str, dict[str, str]]:
-    """case_id -> {role: path} from the cohort CSV; relative paths are relative to the CSV."""
-    try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-    except OSError as exc:
-        raise LiverFusionError(f"{path}: {exc.strerror}") from None
-    if not rows or "case_id" not in rows[0]:
-        raise LiverFusionError(f"{path}: expected a header with case_id and role columns ({', '.join(ROLES)})")
-    cases = {}
-    for row in rows:
-        inputs = {r: str((Path(path).parent / v).resolve()) for r, v in row.items() if r != "case_id" and v}
-        check_roles(inputs)
-        cases[row["case_id"]] = inputs
-    return cases
-
-
 def run_cohort(args: argparse.Namespace) -> int:
     """Every case of the CSV into DIR/<case_id>/, skipping finished ones; 1 if any case failed."""
-    cases, failed = read_cases(args.cases), []
+    cases, failed = cohort.read_cases(args.cases), []
     for i, (case_id, inputs) in enumerate(cases.items(), 1):
         out = Path(args.out) / case_id
         if (out / "result.json").is_file():

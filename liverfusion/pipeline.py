@@ -22,6 +22,7 @@ from .imageio import read_image, staged_output, write_image, write_text
 from .inference import Prediction, pick_device, predict
 from .preprocessing import air_mask, canonical_grid, stack_channels, to_grid
 from .progress import Reporter, silent
+from .report import write_report
 from .roles import check_roles, choose_reference
 from .segnrrd import write_seg_nrrd
 
@@ -266,6 +267,7 @@ def segment(
         t = time.perf_counter()
         write_outputs(result, stage, inputs)
         result.timings["write"] = time.perf_counter() - t
+        write_report(result, images, stage)
         summary = write_summary(result, stage, inputs)
     report(1.0, "done")
     return summary

@@ -1,6 +1,8 @@
 """The command-line contract, end to end, as a user runs it (a subprocess each)."""
 
 import json
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -49,6 +51,10 @@ def test_segment_writes_every_output_of_the_contract(segmented):
         "aligned_mri.nii.gz",
         "transform_mri.h5",
         "result.json",
+        "report.html",
+    } | {
+        f"report_{n}.png"
+        for n in range(1, max(1, len(json.loads((segmented / "result.json").read_text())["lesions"])) + 1)
     }
     result = json.loads((segmented / "result.json").read_text())
     assert result["reference"] == "ct" and result["device"] == "cpu"
@@ -59,6 +65,47 @@ def test_segment_writes_every_output_of_the_contract(segmented):
     for lesion in result["lesions"]:
         assert set(lesion) == {"id", "volume_ml", "max_diameter_mm", "centroid_lps_mm", "malignancy_probability"}
     sitk.ReadTransform(str(segmented / "transform_mri.h5"))
+
+
+def test_report_is_one_self_contained_page_with_a_figure_per_lesion(segmented):
+    result = json.loads((segmented / "result.json").read_text())
+    page = (segmented / "report.html").read_text()
+    assert f"Malignancy probability {result['malignancy_probability']:.2f}" in page
+    assert result["model"]["name"] in page and "not for" in page  # the intended-use warning
+    sources = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert sources and all(s.startswith("data:image/png;base64,") for s in sources)  # nothing outside the file
+    assert len(sources) == max(1, len(result["lesions"])) == len(list(segmented.glob("report_*.png")))
+    assert page.count("<tr><td>") == max(1, len(result["lesions"]))
+    png = sitk.GetArrayFromImage(sitk.ReadImage(str(segmented / "report_1.png")))
+    assert png.shape[1] >= 2 * 256  # one tile per input (CT, MRI), then the colour bar
+
+
+def test_report_shows_its_images_in_headless_chromium(segmented, tmp_path):
+    """Debian's chromium renders the page; the screenshot must hold the figures (dark image tiles and the
+    colour bar's red), not only text on white."""
+    chromium = shutil.which("chromium")
+    assert chromium, "headless Chromium is needed (Debian: apt-get install chromium; .ci/run installs it)"
+    shot = tmp_path / "shot.png"
+    done = subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--window-size=1000,1400",
+            f"--screenshot={shot}",
+            (segmented / "report.html").as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shot.is_file(), done.stderr[-500:]
+    rgb = sitk.GetArrayFromImage(sitk.ReadImage(str(shot)))[..., :3].astype(int)
+    dark = (rgb.max(-1) < 40).mean()
+    red = ((rgb[..., 0] > 180) & (rgb[..., 1] < 90) & (rgb[..., 2] < 90)).sum()
+    assert dark > 0.03 and red > 200, (dark, red)
 
 
 def test_outputs_are_on_the_reference_grid(segmented, small_ctmri):

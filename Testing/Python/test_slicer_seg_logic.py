@@ -489,7 +489,7 @@ def test_batch_script_writes_slicer_readable_outputs(case, model, tmp_path):
                            "--model", model], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert logic.DISCLAIMER in done.stdout
-    expected = {"attention.nii.gz", "attention_ct.nii.gz", "attention_mri.nii.gz", "lesions.schema.tsv",
+    expected = {"attention.nii.gz", "attention_ct.nii.gz", "attention_mri.nii.gz", "lesions.schema.tsv", "report.html",
                 "lesions.tsv", "result.json", "scene.mrb", "segmentation.nii.gz", "segmentation.seg.nrrd"}
     assert expected <= {p.name for p in out.iterdir()}
     scene = load_mrb(out / "scene.mrb", tmp_path / "unpacked")

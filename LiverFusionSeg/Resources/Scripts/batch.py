@@ -33,6 +33,7 @@ from liverfusion import cohort  # noqa: E402 (needs the path above)
 from liverfusion.errors import LiverFusionError  # noqa: E402
 from liverfusion.imageio import read_image, staged_output  # noqa: E402
 from liverfusion.pipeline import write_outputs, write_summary  # noqa: E402
+from liverfusion.report import write_report  # noqa: E402
 from liverfusion.roles import parse_inputs  # noqa: E402
 
 
@@ -65,10 +66,12 @@ def run(inputs: dict[str, str], out: Path, args: argparse.Namespace, scene: slic
     volumes = {role: mrmlio.add_volume(scene, read_image(path), Path(path).name.split(".")[0], output=False)
                for role, path in inputs.items()}
     logic = SegLogic(scene)
-    result = logic.compute(logic.readInputs(volumes), args.align, args.device, args.model, names=inputs)
+    images = logic.readInputs(volumes)
+    result = logic.compute(images, args.align, args.device, args.model, names=inputs)
     outputs = logic.publish(result, volumes)
     with staged_output(out) as stage:
         write_outputs(result, stage, inputs)
+        write_report(result, images, stage)
         save_node(scene, outputs["lesionTable"], "vtkMRMLTableStorageNode", stage / "lesions.tsv")
         scenefile.write_mrb(scene, stage / "scene.mrb")
         return write_summary(result, stage, inputs)

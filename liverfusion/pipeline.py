@@ -177,9 +177,25 @@ MAP_LEVELS = 255
 
 
 def _display_map(image: sitk.Image) -> sitk.Image:
-    """A [0, 1] map rounded to 1/255 steps: an overlay shows no more, and dense float noise made writing
-    the maps of a 512x512x120 case take 3 s each (gzip cannot shrink it)."""
-    return sitk.Round(sitk.Clamp(image, sitk.sitkFloat32, 0.0, 1.0) * float(MAP_LEVELS)) / float(MAP_LEVELS)
+    """A float32 [0, 1] map rounded to 1/255 steps: an overlay shows no more, and dense float noise made writing
+    the maps of a 512x512x120 case take 3 s each (gzip cannot shrink it). (The division once turned it into
+    float64, and each map took 2.8 s to write.)"""
+    steps = sitk.Round(sitk.Clamp(image, sitk.sitkFloat32, 0.0, 1.0) * float(MAP_LEVELS))
+    return sitk.Cast(steps / float(MAP_LEVELS), sitk.sitkFloat32)
+
+
+def _like_source(resampled: sitk.Image, source: sitk.Image) -> sitk.Image:
+    """The resampled image in 16-bit integers when its source held integers that fit (CT in HU; MRI stored
+    with a scale factor stays float): inputs are read as float32, and a 512x512x120 float32 copy takes 3 s to
+    write."""
+    values = sitk.GetArrayViewFromImage(source)
+    lo, hi = float(values.min()), float(values.max())
+    if not np.array_equal(values, np.round(values)):
+        return resampled
+    for pixel, (low, high) in ((sitk.sitkInt16, (-32768, 32767)), (sitk.sitkUInt16, (0, 65535))):
+        if low <= lo and hi <= high:
+            return sitk.Cast(sitk.Round(resampled), pixel)
+    return resampled
 
 
 def _on_reference(array: np.ndarray, grid: sitk.Image, reference: sitk.Image) -> sitk.Image:
@@ -188,16 +204,24 @@ def _on_reference(array: np.ndarray, grid: sitk.Image, reference: sitk.Image) ->
     return sitk.Resample(image, reference, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
 
 
+def _argmax_labels(liver: np.ndarray, tumor: np.ndarray) -> np.ndarray:
+    """The argmax of (background, liver, tumour) from the two foreground maps (background is the rest, as the
+    three sum to one): a third less resampling, and no stacked copy of three 512x512x120 maps."""
+    background = 1.0 - liver - tumor
+    labels = (liver > background).astype(np.uint8)  # ties go to the lower class, as np.argmax does
+    labels[(tumor > liver) & (tumor > background)] = TUMOR
+    return labels
+
+
 def _postprocess(pred, grid, images, reference, regs) -> dict:
     ref = images[reference]
-    probs = [sitk.GetArrayFromImage(_on_reference(p, grid, ref)) for p in pred.probabilities]
-    labels = sitk.GetImageFromArray(np.argmax(np.stack(probs), 0).astype(np.uint8))
+    liver_prob, tumor_prob = (sitk.GetArrayFromImage(_on_reference(p, grid, ref)) for p in pred.probabilities[1:])
+    labels = sitk.GetImageFromArray(_argmax_labels(liver_prob, tumor_prob))
     labels.CopyInformation(ref)
     labels = postprocess.clean_labels(labels)
     logits = _on_reference(pred.malignancy_logits, grid, ref)
     lesions, lesion_map = postprocess.find_lesions(labels, logits)
     labels = postprocess.drop_small_lesions(labels, lesion_map)
-    tumor_prob = probs[TUMOR]
     logit_arr = sitk.GetArrayViewFromImage(logits)
     attention_arr = tumor_prob * postprocess.sigmoid(logit_arr)
     attention_arr = (attention_arr / max(float(attention_arr.max()), 1e-6)).astype(np.float32)
@@ -206,7 +230,10 @@ def _postprocess(pred, grid, images, reference, regs) -> dict:
     fusion = {
         role: _on_reference(pred.fusion_weights[CHANNELS.index(ROLE_TO_CHANNEL[role])], grid, ref) for role in images
     }
-    aligned = {role: registration.resample_to(images[role], ref, r.transform) for role, r in regs.items()}
+    aligned = {
+        role: _like_source(registration.resample_to(images[role], ref, r.transform), images[role])
+        for role, r in regs.items()
+    }
     return {
         "labels": labels,
         "attention": _display_map(attention),

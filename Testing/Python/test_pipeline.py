@@ -38,3 +38,12 @@ def test_default_deformable_run_aligns_at_least_as_well_as_rigid(small_ctmri):
     assert scores["deformable"] >= scores["rigid"] - 0.01, scores
     assert scores["deformable"] > 0.9
     assert np.isfinite(result.probability)
+
+
+def test_labels_from_the_two_foreground_maps_equal_the_argmax_of_all_three():
+    from liverfusion.pipeline import _argmax_labels
+
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet([1, 1, 1], size=(20, 30, 40)).transpose(3, 0, 1, 2).astype(np.float32)
+    probs[:, 0, 0, :2] = [[0.4, 0.3], [0.4, 0.4], [0.2, 0.3]]  # ties resolve to the lower class, as argmax does
+    np.testing.assert_array_equal(_argmax_labels(probs[1], probs[2]), np.argmax(probs, 0))

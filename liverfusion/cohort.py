@@ -74,6 +74,11 @@ def run_case_task(case_id: str, inputs: dict[str, str], out: str, options: Optio
         summary = segment(inputs, Path(out) / case_id, options.align, options.device, options.model)
     except LiverFusionError as exc:
         return {"case_id": case_id, "status": "error", "error": str(exc), "seconds": time.perf_counter() - start}
+    return done_row(case_id, summary, time.perf_counter() - start)
+
+
+def done_row(case_id: str, summary: dict, seconds: float | str) -> dict:
+    """A finished case's summary.csv row, from its result.json content."""
     return {
         "case_id": case_id,
         "status": "done",
@@ -81,22 +86,13 @@ def run_case_task(case_id: str, inputs: dict[str, str], out: str, options: Optio
         "malignancy_probability": summary["malignancy_probability"],
         "lesions": len(summary["lesions"]),
         "liver_volume_ml": summary["liver_volume_ml"],
-        "seconds": time.perf_counter() - start,
+        "seconds": seconds,
     }
 
 
 def previous_row(out: Path, case_id: str) -> dict:
-    """The row of a case finished by an earlier run, from its result.json."""
-    summary = json.loads((out / case_id / "result.json").read_text())
-    return {
-        "case_id": case_id,
-        "status": "done",
-        "error": "",
-        "malignancy_probability": summary["malignancy_probability"],
-        "lesions": len(summary["lesions"]),
-        "liver_volume_ml": summary["liver_volume_ml"],
-        "seconds": "",
-    }
+    """The row of a case finished by an earlier run (its time is not known)."""
+    return done_row(case_id, json.loads((out / case_id / "result.json").read_text()), "")
 
 
 def run_cohort(

@@ -32,8 +32,9 @@ def shapes(protocol: str) -> dict[str, tuple[int, int, int]]:
 
 def tile(case: Path, role: str, size: int = 320) -> Image.Image:
     """The axial slice with the most tumour (else the most liver), windowed, tumour outlined in red."""
-    image = sitk.GetArrayFromImage(read_image(case / f"{role}.nii.gz"))
-    label = sitk.GetArrayFromImage(read_image(case / f"label_{role}.nii.gz", label=True))
+    # in LPS axis order, as a viewer shows it (anterior up, patient's right on the left), whatever the storage order
+    image = sitk.GetArrayFromImage(sitk.DICOMOrient(read_image(case / f"{role}.nii.gz"), "LPS"))
+    label = sitk.GetArrayFromImage(sitk.DICOMOrient(read_image(case / f"label_{role}.nii.gz", label=True), "LPS"))
     counts = (label == 2).sum((1, 2))
     z = int(np.argmax(counts if counts.any() else (label == 1).sum((1, 2))))
     lo, hi = (-120.0, 240.0) if role != "mri" else np.percentile(image, (1, 99.5))

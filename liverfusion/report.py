@@ -86,13 +86,13 @@ def slices_to_show(result) -> list[tuple[str, int]]:
 
 def figure(result, images: dict[str, sitk.Image], k: int) -> Image.Image:
     """One row: every input on the reference grid at axial slice k, then the colour bar."""
-    labels = sitk.GetArrayFromImage(result.labels)[k]
-    attention = sitk.GetArrayFromImage(result.attention)[k].astype(np.float32)
-    attention = attention / max(float(sitk.GetArrayViewFromImage(result.attention).max()), 1e-6)
+    labels = sitk.GetArrayViewFromImage(result.labels)[k]  # views: one slice each, not a copy of every volume
+    attention_volume = sitk.GetArrayViewFromImage(result.attention)
+    attention = attention_volume[k].astype(np.float32) / max(float(attention_volume.max()), 1e-6)
     on_grid = {result.reference: images[result.reference], **result.aligned}
     spacing = result.labels.GetSpacing()
     tiles = [
-        tile(sitk.GetArrayFromImage(img)[k].astype(np.float32), role, labels, attention, spacing)
+        tile(sitk.GetArrayViewFromImage(img)[k].astype(np.float32), role, labels, attention, spacing)
         for role, img in on_grid.items()
     ]
     height = max(t.height for t in tiles)

@@ -21,7 +21,6 @@ from .errors import InputError
 
 LESION_TYPES = anatomy.MALIGNANT_TYPES + anatomy.BENIGN_TYPES
 SHAPE_SPACING_MM = 1.0
-DIAMETER_RANGE_MM = (5.0, 80.0)
 
 
 @dataclass
@@ -53,8 +52,9 @@ def insert(
     if kind not in LESION_TYPES:
         raise InputError(f"{kind}: unknown lesion type (expected one of {', '.join(LESION_TYPES)})")
     diameter = float(diameter_mm or np.exp(rng.uniform(np.log(10.0), np.log(40.0))))
-    if not DIAMETER_RANGE_MM[0] <= diameter <= DIAMETER_RANGE_MM[1]:
-        raise InputError(f"{diameter:g} mm: lesion diameter must be between 5 and 80 mm")
+    low, high = anatomy.LESION_DIAMETER_MM  # the phantoms' range
+    if not low <= diameter <= high:
+        raise InputError(f"{diameter:g} mm: lesion diameter must be between {low:g} and {high:g} mm")
     mask = sitk.Cast(liver > 0, sitk.sitkUInt8)
     center = _checked_center(mask, center_lps) if center_lps is not None else random_center(mask, diameter, rng)
     level, radius = lesion_level(center, diameter, kind, rng)

@@ -20,17 +20,12 @@ from LiverFusionSegLib.detect import detect_roles
 from LiverFusionSegLib.logic import default_scene
 
 from liverfusion import synth_tumor
-from liverfusion.constants import TUMOR
+from liverfusion.constants import ROLE_TO_CHANNEL, TUMOR
 from liverfusion.errors import LiverFusionError
 from liverfusion.imageio import read_image
 from liverfusion.phantom import PROTOCOLS, make_case
 
 CASE_ATTRIBUTE = "LiverFusion.PhantomCase"
-
-
-def _same_channel(role: str) -> str:
-    """`ct` and `portal` are one channel (the portal-venous CT): never both."""
-    return {"ct": "portal", "portal": "ct"}.get(role, role)
 
 
 def point_from_markups(markups: slicer.vtkMRMLMarkupsNode) -> tuple[float, float, float]:
@@ -112,7 +107,8 @@ class SynthLogic:
             count = self.scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode")
             others = [self.scene.GetNthNodeByClass(i, "vtkMRMLScalarVolumeNode") for i in range(count)]
             found = detect_roles(n for n in others if n is not target)
-            targets.update({r: n for r, n in found.items() if r not in targets and r != _same_channel(role)})
+            # one image per network channel: `ct` and `portal` are the same channel (the portal-venous CT)
+            targets.update({r: n for r, n in found.items() if ROLE_TO_CHANNEL[r] != ROLE_TO_CHANNEL[role]})
         return targets
 
     def showSideBySide(self, original: slicer.vtkMRMLScalarVolumeNode,

@@ -82,7 +82,7 @@ def run_cohort(args: argparse.Namespace) -> int:
     cases, failed = cohort.read_cases(args.cases), []
     for i, (case_id, inputs) in enumerate(cases.items(), 1):
         out = Path(args.out) / case_id
-        if (out / "result.json").is_file():
+        if cohort.finished(Path(args.out), case_id):  # the marker `liverfusion batch` uses
             print(f"[{i}/{len(cases)}] {case_id}: done before, skipped", flush=True)
             continue
         try:

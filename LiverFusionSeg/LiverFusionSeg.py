@@ -64,6 +64,7 @@ class LiverFusionSegParameterNode:
 
     ctVolume..delayedVolume - inputs by role (any subset; ct is the portal-venous CT).
     alignment - how moved inputs are aligned to the reference.
+    fillMissingMri - without an MRI, feed the network the reference CT translated to MRI.
     device - where the network runs.
     model - model bundle name under Resources/Models (empty: the default).
     heatmapOpacity - foreground opacity of the attention map in slice views.
@@ -76,6 +77,7 @@ class LiverFusionSegParameterNode:
     arterialVolume: vtkMRMLScalarVolumeNode
     delayedVolume: vtkMRMLScalarVolumeNode
     alignment: Annotated[str, Choice(["deformable", "rigid", "none"])] = "deformable"
+    fillMissingMri: bool = False
     device: Annotated[str, Choice(["auto", "cpu", "cuda"])] = "auto"
     model: str = ""
     heatmapOpacity: Annotated[float, WithinRange(0.0, 1.0)] = 0.5
@@ -249,7 +251,7 @@ class LiverFusionSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             names = {role: node.GetName() for role, node in volumes.items()}
             parameters = self._parameterNode
             work = functools.partial(self.logic.compute, images, parameters.alignment, parameters.device,
-                                     parameters.model or None, names=names)
+                                     parameters.model or None, names=names, fillMri=parameters.fillMissingMri)
             self._jobTargets = (volumes, parameters.outputSegmentation)
             self._job = BackgroundJob(work).start()
             self._setRunning(True)

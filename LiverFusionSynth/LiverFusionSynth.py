@@ -4,12 +4,15 @@ This file holds what needs Slicer's GUI; the computation is in LiverFusionSynthL
 pytest). It uses LiverFusionSeg's Lib for MRML conversion, hence the module dependency.
 """
 
+import functools
 from typing import Annotated
 
 import numpy as np
+import qt
 import slicer
 import vtk
 from LiverFusionSegLib import mrmlio
+from LiverFusionSegLib.job import BackgroundJob
 from LiverFusionSynthLib.logic import SynthLogic, point_from_markups
 from slicer import vtkMRMLMarkupsFiducialNode, vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 from slicer.i18n import tr as _
@@ -24,7 +27,8 @@ from slicer.ScriptedLoadableModule import (
 from slicer.util import VTKObservationMixin
 
 from liverfusion.anatomy import BENIGN_TYPES, MALIGNANT_TYPES
-from liverfusion.constants import ROLES
+from liverfusion.constants import CT_ROLES, ROLES
+from liverfusion.errors import Cancelled
 
 
 class LiverFusionSynth(ScriptedLoadableModule):
@@ -71,7 +75,7 @@ class LiverFusionSynthParameterNode:
 
 
 class LiverFusionSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
-    """The module panel: Generate phantom, Insert lesion."""
+    """The module panel: Generate phantom, Insert lesion, CT to MRI preview."""
 
     def __init__(self, parent=None) -> None:
         ScriptedLoadableModuleWidget.__init__(self, parent)
@@ -79,6 +83,8 @@ class LiverFusionSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic = None
         self._parameterNode = None
         self._parameterNodeGuiTag = None
+        self._job = None
+        self._jobSource = None
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -91,9 +97,16 @@ class LiverFusionSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.generateButton.connect("clicked(bool)", self.onGenerateButton)
         self.ui.insertButton.connect("clicked(bool)", self.onInsertButton)
+        self.ui.translateButton.connect("clicked(bool)", self.onTranslateButton)
+        self._timer = qt.QTimer()
+        self._timer.setInterval(200)
+        self._timer.connect("timeout()", self._pollTranslation)
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
+        if self._job is not None:
+            self._job.cancel()
+        self._timer.stop()
         self.removeObservers()
 
     def enter(self) -> None:
@@ -132,6 +145,11 @@ class LiverFusionSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.insertButton.toolTip = (_("Paint the lesion into a copy of the volume, at the point (or at random "
                                           "in the liver without one), and show both side by side") if ready
                                         else _("Choose a volume and a liver segmentation"))
+        canTranslate = bool(p and p.targetVolume and p.modality in CT_ROLES)
+        self.ui.translateButton.enabled = canTranslate or self._job is not None
+        if self._job is None:
+            self.ui.translateButton.toolTip = (_("An MRI-like image of this CT on its grid, shown beside it")
+                                               if canTranslate else _("Choose a CT volume (modality ct or a phase)"))
 
     def onGenerateButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Could not generate the phantom."), waitCursor=True):
@@ -155,6 +173,49 @@ class LiverFusionSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.logic.showSideBySide(p.targetVolume, outputs["volume"])
             self.ui.statusLabel.text = _("Added {name} ({voxels} lesion voxels)").format(
                 name=outputs["volume"].GetName(), voxels=outputs["voxels"])
+
+
+    def onTranslateButton(self) -> None:
+        if self._job is not None:
+            self._job.cancel()
+            self.ui.translateButton.enabled = False
+            self.ui.statusLabel.text = _("Cancelling after the current slices...")
+            return
+        with slicer.util.tryWithErrorDisplay(_("Could not translate the volume."), waitCursor=True):
+            ct = self._parameterNode.targetVolume
+            work = functools.partial(self.logic.computeTranslation, self.logic.translationInput(ct))
+            self._jobSource = ct
+            self._job = BackgroundJob(lambda report: work(report=report)).start()
+            self._setTranslating(True)
+            self._timer.start()
+
+    def _setTranslating(self, running: bool) -> None:
+        self.ui.translateButton.text = _("Cancel") if running else _("Translate the volume to MRI")
+        self.ui.translateProgressBar.value = 0
+        self.ui.translateProgressBar.setVisible(running)
+        self.ui.insertButton.enabled = not running
+        if not running:
+            self._checkCanInsert()
+
+    def _pollTranslation(self) -> None:
+        """Drain the worker's progress (GUI thread); add the volume once it has finished."""
+        for progress in self._job.poll():
+            self.ui.translateProgressBar.value = int(round(100 * progress.fraction))
+        if not self._job.done:
+            return
+        self._timer.stop()
+        job, ct = self._job, self._jobSource
+        self._job = self._jobSource = None
+        self._setTranslating(False)
+        with slicer.util.tryWithErrorDisplay(_("Could not translate the volume."), waitCursor=True):
+            try:
+                mri = job.result()
+            except Cancelled:
+                self.ui.statusLabel.text = _("Cancelled: the scene was not changed.")
+                return
+            node = self.logic.publishTranslation(mri, ct)
+            self.logic.showSideBySide(ct, node)
+            self.ui.statusLabel.text = _("Added {name}: a translation, not an acquired MRI").format(name=node.GetName())
 
 
 class LiverFusionSynthLogic(SynthLogic, ScriptedLoadableModuleLogic):

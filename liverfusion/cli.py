@@ -12,6 +12,8 @@ from pathlib import Path
 
 from .errors import LiverFusionError
 
+IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
+
 
 def _segment(args) -> int:
     from .pipeline import segment
@@ -20,7 +22,7 @@ def _segment(args) -> int:
 
     inputs = parse_inputs(args.input)
     with terminal_bar() as report:
-        summary = segment(inputs, args.out, args.align, args.device, args.model, report)
+        summary = segment(inputs, args.out, args.align, args.device, args.model, report, args.fill_mri)
     print(format_summary(summary, args.out))
     return 0
 
@@ -159,7 +161,7 @@ def _batch(args) -> int:
 
     workers = max(1, args.workers)
     threads = args.threads or (max(1, (os.cpu_count() or 1) // workers) if workers > 1 else 0)
-    options = Options(args.align, args.device, args.model, threads)
+    options = Options(args.align, args.device, args.model, threads, args.fill_mri)
     rows = run_cohort(args.cases, args.out, options, workers, args.scheduler)
     failed = [r["case_id"] for r in rows if r["status"] != "done"]
     print(f"{len(rows) - len(failed)} of {len(rows)} case(s) done; summary: {Path(args.out).resolve() / 'summary.csv'}")
@@ -183,6 +185,46 @@ def _train(args) -> int:
     return run_training(args)
 
 
+def _ct2mri(args) -> int:
+    from .ct2mri import load_translator, translate
+    from .imageio import read_image, write_image
+    from .inference import pick_device
+    from .progress import terminal_bar
+
+    if not args.out.endswith(IMAGE_SUFFIXES):
+        raise LiverFusionError(f"{args.out}: output must end with one of {', '.join(IMAGE_SUFFIXES)}")
+    ct = read_image(args.input)
+    device = pick_device(args.device)
+    bundle = load_translator(args.model, device)
+    with terminal_bar() as report:
+        mri = translate(ct, bundle, device, report)
+    write_image(mri, args.out)  # atomic: a temporary name, then a rename
+    print(f"MRI-like image from {args.input} ({bundle.name} {bundle.version}, not an MRI): {Path(args.out).resolve()}")
+    return 0
+
+
+def _train_ct2mri(args) -> int:
+    from .ct2mri_training import TranslatorConfig, real_slices, save_translator, train_translator
+    from .inference import pick_device
+
+    cfg = TranslatorConfig(
+        steps=args.steps,
+        minutes=args.minutes,
+        structure_weight=args.structure_weight,
+        shape_weight=args.shape_weight,
+        phantoms=args.phantoms,
+    )
+    real = real_slices([Path(p) for p in args.real_ct], [Path(p) for p in args.real_mri])
+    out = Path(args.out)
+    g, log = train_translator(cfg, real, pick_device(args.device), out.parent / f".{out.name}_last.pt")
+    data = f"{cfg.phantoms} phantom anatomies (half CT, half MRI)"
+    if args.real_ct or args.real_mri:
+        data += f"; real unpaired scans: {', '.join(Path(p).name for p in args.real_ct + args.real_mri)}"
+    save_translator(out, g, cfg, log, args.version, data)
+    print(f"translator written to {out.resolve()} ({log['steps']} steps in {log['minutes']} min)")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="liverfusion", description="Multimodal liver tumour segmentation.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -198,6 +240,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--align", default="deformable", choices=["none", "rigid", "deformable"])
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     s.add_argument("--model", default=None, help="model name under Resources/Models or a bundle folder")
+    s.add_argument(
+        "--fill-mri", action="store_true", help="without an MRI, feed the network the CT translated to MRI (ct2mri)"
+    )
     s.set_defaults(func=_segment)
     r = sub.add_parser("register", help="align a moving image to a fixed one")
     r.add_argument("--fixed", required=True)
@@ -245,7 +290,26 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue from WORK/last.pt")
     t.add_argument("--init", default=None, help="start from a model bundle (name or folder) or a .pt state dict")
     t.add_argument("--version", default="0.1.0")
+    t.add_argument("--fill-mri", action="store_true", help="cases without MRI get their CT translated to MRI")
     t.set_defaults(func=_train)
+    c = sub.add_parser("ct2mri", help="translate a CT into an MRI-like image on the CT's grid")
+    c.add_argument("--input", required=True, help="CT: NIfTI/NRRD/MHA file or DICOM folder")
+    c.add_argument("--out", required=True, help="output image file (.nii.gz, .nrrd, .mha)")
+    c.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    c.add_argument("--model", default=None, help="translator name under Resources/Models or a bundle folder")
+    c.set_defaults(func=_ct2mri)
+    tc = sub.add_parser("train-ct2mri", help="train the CT->MRI translator (unpaired, with a structure term)")
+    tc.add_argument("--out", required=True, help="model bundle folder to write")
+    tc.add_argument("--steps", type=int, default=2000)
+    tc.add_argument("--minutes", type=float, default=0.0, help="wall-clock budget (default none)")
+    tc.add_argument("--structure-weight", type=float, default=5.0, help="MIND term (0 and --shape-weight 0: CycleGAN)")
+    tc.add_argument("--shape-weight", type=float, default=1.0, help="liver shape-consistency term")
+    tc.add_argument("--phantoms", type=int, default=24, help="phantom anatomies (half give CT, half MRI)")
+    tc.add_argument("--real-ct", nargs="*", default=[], help="real CT files to add, unpaired")
+    tc.add_argument("--real-mri", nargs="*", default=[], help="real MRI files to add, unpaired")
+    tc.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    tc.add_argument("--version", default="0.1.0")
+    tc.set_defaults(func=_train_ct2mri)
     b = sub.add_parser("batch", help="segment a cohort from a CSV, resumable, serially or on a Dask cluster")
     b.add_argument("--cases", required=True, help="CSV: case_id and one column per role (ct, mri, nc, ...)")
     b.add_argument("--out", required=True, help="DIR/<case_id>/ per case, DIR/summary.csv")
@@ -255,6 +319,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--align", default="deformable", choices=["none", "rigid", "deformable"])
     b.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     b.add_argument("--model", default=None)
+    b.add_argument("--fill-mri", action="store_true", help="cases without MRI: the CT translated to MRI fills it")
     b.set_defaults(func=_batch)
     return p
 

@@ -30,6 +30,7 @@ class Options:
     device: str = "auto"
     model: str | None = None
     threads: int = 0  # torch threads per case (0: PyTorch's default)
+    fill_mri: bool = False  # cases without MRI: the CT translated to MRI fills the MRI channel
 
 
 def read_cases(path: str | Path) -> dict[str, dict[str, str]]:
@@ -71,7 +72,9 @@ def run_case_task(case_id: str, inputs: dict[str, str], out: str, options: Optio
         torch.set_num_threads(options.threads)
     start = time.perf_counter()
     try:
-        summary = segment(inputs, Path(out) / case_id, options.align, options.device, options.model)
+        summary = segment(
+            inputs, Path(out) / case_id, options.align, options.device, options.model, fill_mri=options.fill_mri
+        )
     except LiverFusionError as exc:
         return {"case_id": case_id, "status": "error", "error": str(exc), "seconds": time.perf_counter() - start}
     return done_row(case_id, summary, time.perf_counter() - start)

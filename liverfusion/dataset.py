@@ -13,9 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
+import torch
 from tqdm import tqdm
 
 from .constants import ROLES
+from .ct2mri import load_translator, translate
 from .imageio import read_image
 from .preprocessing import canonical_grid, stack_channels, to_grid
 from .registration import register
@@ -26,11 +28,16 @@ def case_roles(case_dir: Path) -> list[str]:
     return [r for r in ROLES if (case_dir / f"{r}.nii.gz").is_file()]
 
 
-def load_case(case_dir: Path, spacing: tuple[float, float, float]) -> dict[str, np.ndarray]:
-    """Stacked channels, presence, labels and the case's malignancy on the canonical grid."""
+def load_case(case_dir: Path, spacing: tuple[float, float, float], fill_mri: bool = False) -> dict[str, np.ndarray]:
+    """Stacked channels, presence, labels and the case's malignancy on the canonical grid.
+
+    With `fill_mri`, a case without MRI gets its reference CT translated to MRI in the MRI channel, as
+    `liverfusion segment --fill-mri` gives the network at inference."""
     roles = case_roles(case_dir)
     reference = choose_reference(roles)
     images = {r: read_image(case_dir / f"{r}.nii.gz") for r in roles}
+    if fill_mri and "mri" not in images:
+        images["mri"] = translate(images[reference], load_translator(), torch.device("cpu"))
     grid = canonical_grid(images[reference], spacing)
     arrays = {r: to_grid(img, grid, r, _alignment(case_dir, images, reference, r)) for r, img in images.items()}
     stacked, present = stack_channels(arrays)
@@ -53,7 +60,7 @@ def _label_path(case_dir: Path, reference: str) -> Path:
 
 
 def _alignment(case_dir: Path, images: dict, reference: str, role: str) -> sitk.Transform | None:
-    if role == reference:
+    if role == reference or not (case_dir / f"{role}.nii.gz").is_file():  # a translated MRI is on the reference
         return None
     truth = case_dir / f"truth_transform_{role}.h5"
     if truth.is_file():
@@ -61,26 +68,30 @@ def _alignment(case_dir: Path, images: dict, reference: str, role: str) -> sitk.
     return register(images[reference], images[role], "rigid", reference, role).transform
 
 
-def cached(case_dir: Path, cache_dir: Path, spacing: tuple[float, float, float]) -> dict[str, np.ndarray]:
+def cached(
+    case_dir: Path, cache_dir: Path, spacing: tuple[float, float, float], fill_mri: bool = False
+) -> dict[str, np.ndarray]:
     """Load a case from the cache, building the cache entry on first use."""
-    key = "_".join(f"{s:g}" for s in spacing)
+    key = "_".join(f"{s:g}" for s in spacing) + ("_fillmri" if fill_mri else "")
     path = cache_dir / f"{case_dir.resolve().parent.name}_{case_dir.name}_{key}.npz"
     if not path.is_file():
         cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.npz")
-        np.savez_compressed(tmp, **load_case(case_dir, spacing))
+        np.savez_compressed(tmp, **load_case(case_dir, spacing, fill_mri))
         tmp.replace(path)
     with np.load(path) as data:
         return {k: data[k] for k in data.files}
 
 
-def cache_all(case_dirs: list[Path], cache_dir: Path, spacing: tuple[float, float, float], jobs: int) -> list[dict]:
+def cache_all(
+    case_dirs: list[Path], cache_dir: Path, spacing: tuple[float, float, float], jobs: int, fill_mri: bool = False
+) -> list[dict]:
     """Every case on the model grid, building missing cache entries in `jobs` processes, with progress."""
     if jobs > 1 and len(case_dirs) > 1:
         with ProcessPoolExecutor(jobs) as pool:
-            futures = [pool.submit(cached, d, cache_dir, spacing) for d in case_dirs]
+            futures = [pool.submit(cached, d, cache_dir, spacing, fill_mri) for d in case_dirs]
             return [f.result() for f in tqdm(futures, desc="cache", leave=False)]
-    return [cached(d, cache_dir, spacing) for d in tqdm(case_dirs, desc="cache", leave=False)]
+    return [cached(d, cache_dir, spacing, fill_mri) for d in tqdm(case_dirs, desc="cache", leave=False)]
 
 
 def find_cases(roots: list[Path]) -> list[Path]:

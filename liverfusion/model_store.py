@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from .errors import ModelError
 from .fusion_net import FusionNet
 
 DEFAULT_MODEL = "liverfusion_attention"
+SEGMENTATION, TRANSLATOR = "segmentation", "translator"
 MODELS_DIR = Path(os.environ.get("LIVERFUSION_MODELS", Path(__file__).resolve().parents[1] / "Resources" / "Models"))
 
 
@@ -32,7 +34,24 @@ class Bundle:
     sha256: str
     config: dict
     metadata: dict
-    network: FusionNet
+    network: torch.nn.Module
+
+
+def bundle_kind(metadata: dict) -> str:
+    """What a bundle does; bundles from before translators existed are segmentation models."""
+    return metadata.get("kind", SEGMENTATION)
+
+
+def available(kind: str = SEGMENTATION) -> list[str]:
+    """Names of the bundles of one kind under `Resources/Models/`, the default segmentation model first."""
+    names = []
+    for folder in sorted(MODELS_DIR.glob("*")):
+        try:
+            if bundle_kind(json.loads((folder / "configs" / "metadata.json").read_text())) == kind:
+                names.append(folder.name)
+        except (OSError, json.JSONDecodeError):
+            continue
+    return sorted(names, key=lambda name: name != DEFAULT_MODEL)
 
 
 def resolve(name_or_dir: str | os.PathLike | None) -> Path:
@@ -54,14 +73,24 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def load(name_or_dir: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> Bundle:
-    """Load and verify a bundle; a missing file or a checksum mismatch is a ModelError, not a crash."""
+def load(
+    name_or_dir: str | os.PathLike | None = None,
+    device: str | torch.device = "cpu",
+    build: Callable[..., torch.nn.Module] = FusionNet,
+    kind: str = SEGMENTATION,
+) -> Bundle:
+    """Load and verify a bundle; a missing file, a checksum mismatch or a bundle of another kind is a
+    ModelError, not a crash.
+
+    `build` makes the network from `inference.json`'s `network` arguments (the fusion network by default)."""
     path = resolve(name_or_dir)
     try:
         metadata = json.loads((path / "configs" / "metadata.json").read_text())
         config = json.loads((path / "configs" / "inference.json").read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise ModelError(f"{path}: incomplete model bundle ({exc.__class__.__name__}: {exc})") from None
+    if bundle_kind(metadata) != kind:
+        raise ModelError(f"{path}: a {bundle_kind(metadata)} model, not a {kind} model")
     weights = path / "models" / "model.pt"
     if not weights.is_file():
         raise ModelError(f"{weights}: model weights missing")
@@ -71,13 +100,13 @@ def load(name_or_dir: str | os.PathLike | None = None, device: str | torch.devic
             f"{weights}: SHA-256 {digest[:12]}... does not match the bundle's "
             f"{str(metadata.get('model_sha256'))[:12]}...; the file is corrupt or was replaced"
         )
-    network = FusionNet(**config["network"])
+    network = build(**config["network"])
     network.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     network.to(device).eval()
     return Bundle(path, metadata["name"], metadata["version"], digest, config, metadata, network)
 
 
-def save(path: Path, network: FusionNet, config: dict, metadata: dict, card: str) -> Path:
+def save(path: Path, network: torch.nn.Module, config: dict, metadata: dict, card: str) -> Path:
     """Write a bundle (weights, configs with the weights' checksum, model card)."""
     (path / "models").mkdir(parents=True, exist_ok=True)
     (path / "configs").mkdir(parents=True, exist_ok=True)

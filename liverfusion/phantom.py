@@ -233,6 +233,24 @@ def make_case(
     return info
 
 
+def aligned_pair(seed: int, small: bool = False, phase: str = "portal") -> dict[str, sitk.Image]:
+    """One anatomy seen as a CT (of `phase`) and as an MRI on the same CT grid, without motion, and its label.
+
+    The ground truth that translation needs: the MRI a CT->MRI translator should produce, voxel for voxel."""
+    rng = np.random.default_rng(seed)
+    anat = A.make_anatomy(rng)
+    acq = acquisition_for("ct", rng, small)
+    center = np.array([0.0, 10.0, _liver_center(anat)[2]])
+    grid = acquisition_grid(acq, random_direction(rng, 0), center)
+    labels = world_image(label_world(anat), anat)
+    still = sitk.TranslationTransform(3)
+    out = {}
+    for name, channel in (("ct", phase), ("mri", "mri")):
+        image, out["label"] = acquire(world_image(render_tissue(anat, channel, rng), anat), labels, grid, still, acq)
+        out[name] = add_mri_physics(image, rng) if name == "mri" else add_ct_noise(image, rng)
+    return out
+
+
 def _liver_center(anat: A.Anatomy) -> np.ndarray:
     zz, yy, xx = np.nonzero(anat.tissue == A.LIVER)
     idx = np.array([xx.mean(), yy.mean(), zz.mean()])

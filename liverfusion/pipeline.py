@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from . import model_store, postprocess, registration
+from . import ct2mri, model_store, postprocess, registration
 from .constants import CHANNELS, ROLE_TO_CHANNEL, TUMOR
 from .dicomseg import write_dicom_seg
 from .errors import InputError, LiverFusionError, OverlapError
@@ -45,6 +45,8 @@ class CaseResult:
     model: model_store.Bundle
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    translated: dict[str, sitk.Image] = field(default_factory=dict)  # channels filled by translation, by role
+    translator: model_store.Bundle | None = None
 
     def summary(self, inputs: dict[str, str] | None = None) -> dict:
         """The `result.json` contract."""
@@ -65,6 +67,10 @@ class CaseResult:
                     "jacobian_range": [round(v, 3) for v in r.jacobian_range],
                 }
                 for role, r in self.registrations.items()
+            },
+            "filled_by_translation": {
+                role: {"from": self.reference, "model": f"{self.translator.name} {self.translator.version}"}
+                for role in self.translated
             },
             "warnings": self.warnings,
         }
@@ -97,14 +103,20 @@ def liver_focus(image: sitk.Image, role: str, bundle: model_store.Bundle, device
     The network works with any subset of inputs, so it can find the liver before alignment; the
     deformable stage then fits the organ we care about rather than the whole abdomen.
     """
+    liver = liver_alone(image, role, bundle, device)
+    if liver is None:
+        return None
+    radius = [int(np.ceil(FOCUS_MARGIN_MM / s)) for s in liver.GetSpacing()]
+    return sitk.BinaryDilate(liver, radius)
+
+
+def liver_alone(image: sitk.Image, role: str, bundle: model_store.Bundle, device) -> sitk.Image | None:
+    """The largest liver component (tumours included) the network finds on one image, on the model grid."""
     grid, pred = network_on_grid({role: image}, role, {}, bundle, device)
     liver = sitk.GetImageFromArray((pred.probabilities[1:].sum(0) > 0.5).astype(np.uint8))
     liver.CopyInformation(grid)
     liver = sitk.RelabelComponent(sitk.ConnectedComponent(liver), sortByObjectSize=True) == 1
-    if postprocess.liver_volume_ml(liver) < 100:
-        return None
-    radius = [int(np.ceil(FOCUS_MARGIN_MM / s)) for s in grid.GetSpacing()]
-    return sitk.BinaryDilate(liver, radius)
+    return liver if postprocess.liver_volume_ml(liver) >= 100 else None
 
 
 def align_all(
@@ -134,8 +146,12 @@ def run_case(
     model: str | None = None,
     report: Reporter = silent,
     names: dict[str, str] | None = None,
+    fill_mri: bool = False,
 ) -> CaseResult:
-    """Segment one case held in memory. `names` maps roles to file names for error messages."""
+    """Segment one case held in memory. `names` maps roles to file names for error messages.
+
+    With `fill_mri` and no MRI given, the reference CT translated to an MRI-like image fills the MRI channel;
+    it lies on the CT's grid, so it needs no alignment."""
     check_roles(images)
     if align not in registration.MODES:
         raise LiverFusionError(f"--align {align}: expected one of {', '.join(registration.MODES)}")
@@ -152,14 +168,21 @@ def run_case(
             warnings.append("no liver found on the reference alone: deformable alignment of the whole image")
     regs = align_all(images, reference, align, report, names, focus)
     timings["align"] = time.perf_counter() - start
-    report(0.45, "infer")
+    translated, translator = {}, None
+    if fill_mri and "mri" not in images:
+        report(0.45, "translate CT to MRI")
+        t = time.perf_counter()
+        translator = ct2mri.load_translator(None, dev)
+        translated = {"mri": ct2mri.translate(images[reference], translator, dev)}
+        timings["translate"] = time.perf_counter() - t
+    report(0.5, "infer")
     t = time.perf_counter()
     transforms = {role: r.transform for role, r in regs.items()}
-    grid, pred = network_on_grid(images, reference, transforms, bundle, dev)
+    grid, pred = network_on_grid({**images, **translated}, reference, transforms, bundle, dev)
     timings["infer"] = time.perf_counter() - t
     report(0.8, "postprocess")
     t = time.perf_counter()
-    result = _postprocess(pred, grid, images, reference, regs)
+    result = _postprocess(pred, grid, {**images, **translated}, reference, regs)
     timings["postprocess"] = time.perf_counter() - t
     warnings += [w for r in regs.values() for w in r.warnings]
     return CaseResult(
@@ -169,6 +192,8 @@ def run_case(
         registrations=regs,
         timings=timings,
         warnings=warnings,
+        translated=translated,
+        translator=translator,
         **result,
     )
 
@@ -272,6 +297,8 @@ def write_outputs(result: CaseResult, out: Path, inputs: dict[str, str] | None =
     for role, image in result.aligned.items():
         write_image(image, out / f"aligned_{role}.nii.gz")
         sitk.WriteTransform(result.registrations[role].transform, str(out / f"transform_{role}.h5"))
+    for role, image in result.translated.items():
+        write_image(image, out / f"{role}_from_{result.reference}.nii.gz")
 
 
 def write_summary(result: CaseResult, out: Path, inputs: dict[str, str]) -> dict:
@@ -288,12 +315,13 @@ def segment(
     device: str = "auto",
     model: str | None = None,
     report: Reporter = silent,
+    fill_mri: bool = False,
 ) -> dict:
     """Read, segment and write one case; on any error nothing is left in `out_dir`."""
     t = time.perf_counter()
     images = read_inputs(inputs)
     load_s = time.perf_counter() - t
-    result = run_case(images, align, device, model, report, names=inputs)
+    result = run_case(images, align, device, model, report, names=inputs, fill_mri=fill_mri)
     result.timings = {"load": load_s, **result.timings}
     report(0.9, "write")
     with staged_output(out_dir) as stage:

@@ -43,6 +43,7 @@ def run_training(args: argparse.Namespace) -> int:
         val_every=args.val_every,
         minutes=args.minutes,
         workers=args.workers,
+        fill_mri=args.fill_mri,
         **({"batch_size": args.batch_size} if args.batch_size else {}),
     )
     device = pick_device(args.device)

@@ -50,6 +50,7 @@ class TrainConfig:
     seed: int = 0
     minutes: float = 0.0  # a wall-clock budget: the schedule anneals over whichever of steps or minutes ends first
     workers: int = 0  # processes preparing batches (0: the training process itself)
+    fill_mri: bool = False  # cases without MRI get their CT translated to MRI in the MRI channel
 
 
 warnings.filterwarnings("ignore", message="no available indices of class")  # tumour-free cases are expected
@@ -210,8 +211,8 @@ def train(
     """
     torch.manual_seed(cfg.seed)
     torch.backends.cudnn.benchmark = True  # fixed patch size: let cuDNN pick its fastest 3-D convolutions
-    train_cases = cache_all(train_dirs, work / "cache", cfg.spacing_mm, max(1, cfg.workers))
-    val_cases = cache_all(val_dirs, work / "cache", cfg.spacing_mm, max(1, cfg.workers))
+    train_cases = cache_all(train_dirs, work / "cache", cfg.spacing_mm, max(1, cfg.workers), cfg.fill_mri)
+    val_cases = cache_all(val_dirs, work / "cache", cfg.spacing_mm, max(1, cfg.workers), cfg.fill_mri)
     net = FusionNet(features=cfg.features).to(device)
     if init is not None:
         net.load_state_dict(init)

@@ -108,11 +108,12 @@ class SegLogic:
     @staticmethod
     def compute(images: dict[str, sitk.Image], align: str = "deformable", device: str = "auto",
                 model: str | None = None, report: Reporter | None = None,
-                names: dict[str, str] | None = None):
-        """Run the core pipeline; imported here so that Slicer can load the module before PyTorch is installed."""
+                names: dict[str, str] | None = None, fillMri: bool = False):
+        """Run the core pipeline; imported here so that Slicer can load the module before PyTorch is installed.
+        `fillMri`: without an MRI, the reference CT translated to MRI fills the MRI channel."""
         from liverfusion.pipeline import run_case
         from liverfusion.progress import silent
-        return run_case(images, align, device, model, report or silent, names)
+        return run_case(images, align, device, model, report or silent, names, fill_mri=fillMri)
 
     # Outputs
 
@@ -130,6 +131,8 @@ class SegLogic:
             "vtkMRMLTableNode", self.scene.GenerateUniqueName(f"{base} lesions")))
         write_lesion_table(table, result.lesions, result.probability)
         aligned, transforms = self._aligned(inputs, result.registrations, base)
+        translated = {role: mrmlio.add_volume(self.scene, image, f"{base} {role.upper()} from CT (translated)")
+                      for role, image in result.translated.items()}
         for i in reversed(range(segmentation.GetNumberOfNodeReferenceRoles())):  # a previous run's inputs
             if segmentation.GetNthNodeReferenceRole(i).startswith(ATTENTION_ROLE + "_"):
                 segmentation.RemoveNodeReferenceIDs(segmentation.GetNthNodeReferenceRole(i))
@@ -140,7 +143,8 @@ class SegLogic:
         segmentation.SetAttribute(PROBABILITY_ATTRIBUTE, f"{result.probability:.4f}")
         return {"reference": reference, "segmentation": segmentation, "attention": attention,
                 "attentionByRole": by_role, "logits": logits, "lesionTable": table, "aligned": aligned,
-                "transforms": transforms, "lesions": result.lesions, "probability": result.probability,
+                "transforms": transforms, "translated": translated, "lesions": result.lesions,
+                "probability": result.probability,
                 "summary": result.summary({role: node.GetName() for role, node in inputs.items()})}
 
     def _checkStillInScene(self, nodes) -> None:
@@ -188,11 +192,11 @@ class SegLogic:
     def process(self, volumesByRole: Mapping[str, slicer.vtkMRMLScalarVolumeNode], align: str = "deformable",
                 device: str = "auto", model: str | None = None,
                 outputSegmentation: slicer.vtkMRMLSegmentationNode | None = None,
-                report: Reporter | None = None) -> dict:
+                report: Reporter | None = None, fillMri: bool = False) -> dict:
         """Read, compute and publish in the calling thread (batch use, tests); see `publish` for the result."""
         images = self.readInputs(volumesByRole)
         names = {role: node.GetName() for role, node in volumesByRole.items() if node is not None}
-        result = self.compute(images, align, device, model, report, names)
+        result = self.compute(images, align, device, model, report, names, fillMri)
         return self.publish(result, volumesByRole, outputSegmentation)
 
     def labelsFromSegmentation(self, segmentationNode: slicer.vtkMRMLSegmentationNode,
@@ -287,10 +291,9 @@ class SegLogic:
 
     @staticmethod
     def availableModels() -> list[str]:
-        """Model bundles shipped under Resources/Models (the first is the default)."""
-        from liverfusion.model_store import DEFAULT_MODEL, MODELS_DIR
-        names = sorted(p.name for p in MODELS_DIR.glob("*") if (p / "configs" / "metadata.json").is_file())
-        return sorted(names, key=lambda name: name != DEFAULT_MODEL)
+        """Segmentation model bundles shipped under Resources/Models (the first is the default)."""
+        from liverfusion.model_store import available
+        return available()
 
     @staticmethod
     def deviceReport() -> str:

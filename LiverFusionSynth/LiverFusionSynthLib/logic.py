@@ -24,6 +24,7 @@ from liverfusion.constants import ROLE_TO_CHANNEL, TUMOR
 from liverfusion.errors import LiverFusionError
 from liverfusion.imageio import read_image
 from liverfusion.phantom import PROTOCOLS, make_case
+from liverfusion.progress import Reporter, silent
 
 CASE_ATTRIBUTE = "LiverFusion.PhantomCase"
 
@@ -97,6 +98,33 @@ class SynthLogic:
         truth.SetReferenceImageGeometryParameterFromVolumeNode(painted[firstRole])
         return {"volume": painted[firstRole], "volumes": painted, "truth": truth, "voxels": int(lesion.sum()),
                 "centerRAS": tuple(mrmlio.FLIP @ np.array(done.center_lps))}
+
+    # CT -> MRI preview: read in the GUI thread, compute in a worker (no MRML there), publish in the GUI thread
+
+    @staticmethod
+    def translationInput(ctVolume: slicer.vtkMRMLScalarVolumeNode) -> sitk.Image:
+        if ctVolume is None:
+            raise LiverFusionError("choose a CT volume to translate")
+        return sitk.Cast(mrmlio.image_from_volume(ctVolume), sitk.sitkFloat32)
+
+    @staticmethod
+    def computeTranslation(ct: sitk.Image, device: str = "auto", report: Reporter | None = None) -> sitk.Image:
+        """The CT translated to an MRI-like image on its own grid; imported here so that Slicer can load the
+        module before PyTorch is installed."""
+        from liverfusion.ct2mri import load_translator, translate
+        from liverfusion.inference import pick_device
+        dev = pick_device(device)
+        return translate(ct, load_translator(None, dev), dev, report or silent)
+
+    def publishTranslation(self, mri: sitk.Image, ctVolume: slicer.vtkMRMLScalarVolumeNode):
+        """A new volume node, on the CT's grid, named so that nobody takes it for an acquired MRI."""
+        return mrmlio.add_volume(self.scene, mri, f"{ctVolume.GetName()} MRI (translated)")
+
+    def translateToMri(self, ctVolume: slicer.vtkMRMLScalarVolumeNode, device: str = "auto",
+                       report: Reporter | None = None) -> slicer.vtkMRMLScalarVolumeNode:
+        """All three steps in the calling thread (batch use, tests)."""
+        mri = self.computeTranslation(self.translationInput(ctVolume), device, report)
+        return self.publishTranslation(mri, ctVolume)
 
     def lesionTargets(self, target: slicer.vtkMRMLScalarVolumeNode, role: str,
                       allPhases: bool = False) -> dict[str, slicer.vtkMRMLScalarVolumeNode]:

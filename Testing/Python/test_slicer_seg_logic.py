@@ -482,6 +482,16 @@ def test_clicking_a_lesion_centres_every_slice_view_on_it(run):
 
 
 @pytest.mark.slow
+def test_fill_missing_mri_adds_the_translated_ct_as_a_volume_and_an_attention_map(case, model):
+    scene = slicer.vtkMRMLScene()
+    ct = load_with_slicer_reader(scene, case / "ct.nii.gz", "ct")
+    outputs = logic.SegLogic(scene).process({"ct": ct}, "none", "cpu", model, fillMri=True)
+    translated = outputs["translated"]["mri"]
+    assert "MRI from CT" in translated.GetName() and voxels(translated).shape == voxels(ct).shape
+    assert set(outputs["attentionByRole"]) == {"ct", "mri"}
+    assert outputs["summary"]["filled_by_translation"]["mri"]["from"] == "ct"
+
+
 def test_batch_script_writes_slicer_readable_outputs(case, model, tmp_path):
     out = tmp_path / "out"
     done = subprocess.run([sys.executable, str(BATCH), "--", "--input", f"ct={case / 'ct.nii.gz'}", "--input",

@@ -191,3 +191,20 @@ def test_lesion_targets_add_the_other_phases_by_name_only_when_asked(phantom):
     assert "ct" not in targets  # the portal-venous CT is one channel, whatever its name
     phantom.logic.insertLesion(ct, phantom.outputs["truth"], None, "cyst", 12.0, seed=2)
     assert phantom.logic.lesionTargets(mri, "mri", allPhases=True)["ct"] is ct  # the original, not a later copy
+
+
+def test_ct_to_mri_preview_is_a_new_volume_on_the_ct_grid_that_is_never_offered_as_an_input(phantom):
+    ct = phantom.outputs["volumes"]["ct"]
+    before = voxels(ct).copy()
+    reports = []
+    mri = phantom.logic.translateToMri(ct, "cpu", lambda f, s: reports.append(f))
+    assert mri is not ct and "MRI (translated)" in mri.GetName()
+    assert voxels(mri).shape == voxels(ct).shape and np.array_equal(voxels(ct), before)
+    ras = [vtk.vtkMatrix4x4() for _ in range(2)]
+    ct.GetIJKToRASMatrix(ras[0])
+    mri.GetIJKToRASMatrix(ras[1])
+    assert all(ras[0].GetElement(i, j) == ras[1].GetElement(i, j) for i in range(4) for j in range(4))
+    assert reports == sorted(reports) and reports[-1] == 1.0
+    assert mri not in SegLogic(phantom.scene).detectRoles().values()
+    with pytest.raises(LiverFusionError, match="choose a CT volume"):
+        phantom.logic.translateToMri(None)

@@ -47,6 +47,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--align", default="deformable", choices=["none", "rigid", "deformable"])
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--model", default=None, help="model name under Resources/Models or a bundle folder")
+    parser.add_argument("--fill-mri", action="store_true", help="without an MRI, use the CT translated to MRI")
     return parser.parse_args(argv[1:] if argv[:1] == ["--"] else argv)
 
 
@@ -67,7 +68,7 @@ def run(inputs: dict[str, str], out: Path, args: argparse.Namespace, scene: slic
                for role, path in inputs.items()}
     logic = SegLogic(scene)
     images = logic.readInputs(volumes)
-    result = logic.compute(images, args.align, args.device, args.model, names=inputs)
+    result = logic.compute(images, args.align, args.device, args.model, names=inputs, fillMri=args.fill_mri)
     outputs = logic.publish(result, volumes)
     with staged_output(out) as stage:
         write_outputs(result, stage, inputs)

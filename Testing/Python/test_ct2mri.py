@@ -87,8 +87,8 @@ def test_shipped_translator_keeps_the_ct_grid_and_the_liver(translator, pair):
     assert dice(sitk.GetArrayFromImage(found) > 0, sitk.GetArrayFromImage(pair["label"]) > 0) > LIVER_DICE_BAR
 
 
-SSIM_BAR = 0.5
-LIVER_DICE_BAR = 0.8
+SSIM_BAR = 0.65
+LIVER_DICE_BAR = 0.7
 
 
 @pytest.mark.slow

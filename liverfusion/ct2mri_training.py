@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from . import __version__, model_store
 from .ct2mri import CT_WINDOW, MRI_CEILING, PIXEL_MM, build_generator, ct_slices, mri_slices
+from .imageio import read_image
 from .phantom import aligned_pair
 
 UNKNOWN = 255  # label value of slices without a liver label (real scans)
@@ -97,7 +98,7 @@ def phantom_slices(cfg: TranslatorConfig) -> tuple[list[np.ndarray], list[np.nda
 
 def real_slices(ct_paths: list[Path], mri_paths: list[Path]) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Real scans' slices, without labels (they take part in the adversarial and cycle terms only)."""
-    read = [sitk.ReadImage(str(p), sitk.sitkFloat32) for p in ct_paths + mri_paths]
+    read = [read_image(p) for p in ct_paths + mri_paths]
     ct = [s for image in read[: len(ct_paths)] for s in _body_slices(ct_slices(image)[0], None)]
     mri = [s for image in read[len(ct_paths) :] for s in _body_slices(mri_slices(image), None)]
     return ct, mri

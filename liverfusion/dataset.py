@@ -7,6 +7,7 @@ our own rigid registration does, as at inference. A hospital can thus train on i
 
 from __future__ import annotations
 
+import functools
 import json
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -36,10 +37,11 @@ def load_case(case_dir: Path, spacing: tuple[float, float, float], fill_mri: boo
     roles = case_roles(case_dir)
     reference = choose_reference(roles)
     images = {r: read_image(case_dir / f"{r}.nii.gz") for r in roles}
-    if fill_mri and "mri" not in images:
-        images["mri"] = translate(images[reference], load_translator(), torch.device("cpu"))
+    transforms = {r: _alignment(case_dir, images, reference, r) for r in roles}
+    if fill_mri and "mri" not in images:  # the translation lies on the reference: no transform
+        images["mri"] = translate(images[reference], _translator(), torch.device("cpu"))
     grid = canonical_grid(images[reference], spacing)
-    arrays = {r: to_grid(img, grid, r, _alignment(case_dir, images, reference, r)) for r, img in images.items()}
+    arrays = {r: to_grid(img, grid, r, transforms.get(r)) for r, img in images.items()}
     stacked, present = stack_channels(arrays)
     label = read_image(_label_path(case_dir, reference), label=True)
     label = sitk.GetArrayFromImage(sitk.Resample(label, grid, sitk.Transform(), sitk.sitkNearestNeighbor, 0))
@@ -52,6 +54,12 @@ def load_case(case_dir: Path, spacing: tuple[float, float, float], fill_mri: boo
     }
 
 
+@functools.cache
+def _translator():
+    """Loaded and checksum-verified once per process, not once per case."""
+    return load_translator()
+
+
 def _label_path(case_dir: Path, reference: str) -> Path:
     """A phantom's `label_<reference>.nii.gz`, or the `label.nii.gz` of `liverfusion synth-tumor` output, so
     that real livers with synthetic tumours train beside phantoms (Diff4MMLiTS's hybrid training)."""
@@ -60,7 +68,7 @@ def _label_path(case_dir: Path, reference: str) -> Path:
 
 
 def _alignment(case_dir: Path, images: dict, reference: str, role: str) -> sitk.Transform | None:
-    if role == reference or not (case_dir / f"{role}.nii.gz").is_file():  # a translated MRI is on the reference
+    if role == reference:
         return None
     truth = case_dir / f"truth_transform_{role}.h5"
     if truth.is_file():

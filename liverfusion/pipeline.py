@@ -178,11 +178,12 @@ def run_case(
     report(0.5, "infer")
     t = time.perf_counter()
     transforms = {role: r.transform for role, r in regs.items()}
-    grid, pred = network_on_grid({**images, **translated}, reference, transforms, bundle, dev)
+    network_inputs = {**images, **translated}
+    grid, pred = network_on_grid(network_inputs, reference, transforms, bundle, dev)
     timings["infer"] = time.perf_counter() - t
     report(0.8, "postprocess")
     t = time.perf_counter()
-    result = _postprocess(pred, grid, {**images, **translated}, reference, regs)
+    result = _postprocess(pred, grid, network_inputs, reference, regs)
     timings["postprocess"] = time.perf_counter() - t
     warnings += [w for r in regs.values() for w in r.warnings]
     return CaseResult(

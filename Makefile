@@ -13,6 +13,8 @@ $(STAMP): pyproject.toml constraints.txt
 	# torch first, pinned: a plain `torch` would pull a CUDA build of several GB.
 	$(BIN)/pip install --quiet -c constraints.txt torch==2.13.0
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
+	# KU Leuven's liver and lesion weights, converted from their PyPI wheel (cached in ~/.cache/liverfusion)
+	$(BIN)/liverfusion import-weights pyliverlesionseg
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -305,15 +305,15 @@ class LiverFusionSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             with slicer.util.tryWithErrorDisplay(_("Could not show that lesion.")):
                 self.logic.jumpToLesion(table, index.row())
 
-    def _showResults(self, probability: float, table, warnings: list) -> None:
+    def _showResults(self, probability: float | None, table, warnings: list) -> None:
         segmentation = self._parameterNode.outputSegmentation
         self.ui.attentionComboBox.blockSignals(True)
         self.ui.attentionComboBox.clear()
         self.ui.attentionComboBox.addItems(list(self.logic.attentionMaps(segmentation)) if segmentation else [])
         self.ui.attentionComboBox.blockSignals(False)
         lesions = table.GetNumberOfRows()
-        self.ui.probabilityLabel.text = _("Malignancy probability {p:.2f}; {n} lesion(s)").format(
-            p=probability, n=lesions)
+        self.ui.probabilityLabel.text = _("Malignancy probability {p}; {n} lesion(s)").format(
+            p=_("not rated") if probability is None else f"{probability:.2f}", n=lesions)
         self.ui.lesionTableView.setMRMLTableNode(table)
         self.ui.statusLabel.text = "\n".join([_("Done.")] + [_("Warning: ") + w for w in warnings])
 

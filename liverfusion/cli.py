@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from .errors import LiverFusionError
+from .postprocess import shown
 
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
 
@@ -31,14 +32,14 @@ def format_summary(summary: dict, out: str | Path) -> str:
     """The few lines a user reads after a run."""
     lesions = summary["lesions"]
     lines = [
-        f"malignancy probability: {summary['malignancy_probability']:.2f} "
+        f"malignancy probability: {shown(summary['malignancy_probability'])} "
         f"(model {summary['model']['name']} {summary['model']['version']}, synthetic training data; "
         "not for diagnosis)",
         f"liver volume: {summary['liver_volume_ml']:.0f} ml; lesions: {len(lesions)}",
     ]
     lines += [
         f"  lesion {les['id']}: {les['volume_ml']:.2f} ml, {les['max_diameter_mm']:.0f} mm, "
-        f"p(malignant) {les['malignancy_probability']:.2f}"
+        f"p(malignant) {shown(les['malignancy_probability'])}"
         for les in lesions
     ]
     lines.append(
@@ -225,6 +226,15 @@ def _train_ct2mri(args) -> int:
     return 0
 
 
+def _import_weights(args) -> int:
+    from .import_weights import CACHE, import_weights
+
+    wheel = Path(args.wheel) if args.wheel else None
+    weights = import_weights(args.source, wheel, Path(args.cache or CACHE), args.force)
+    print(f"{args.source}: PyTorch weights ready at {weights} (use --model {args.source})")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="liverfusion", description="Multimodal liver tumour segmentation.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -321,6 +331,12 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--model", default=None)
     b.add_argument("--fill-mri", action="store_true", help="cases without MRI: the CT translated to MRI fills it")
     b.set_defaults(func=_batch)
+    iw = sub.add_parser("import-weights", help="convert a third-party model's published weights into a bundle")
+    iw.add_argument("source", choices=["pyliverlesionseg"], help="KU Leuven liver and lesion U-Nets (PyPI, Apache-2.0)")
+    iw.add_argument("--wheel", default=None, help="the package's wheel file, for a machine without pip access")
+    iw.add_argument("--cache", default=None, help="where the downloaded wheel is kept (default ~/.cache/liverfusion)")
+    iw.add_argument("--force", action="store_true", help="convert again even if the bundle's weights verify")
+    iw.set_defaults(func=_import_weights)
     return p
 
 

@@ -35,10 +35,11 @@ def device_report() -> str:
 
 @dataclass
 class Prediction:
-    """Network outputs on the model grid: class probabilities [3, ...], malignancy logits and fusion weights."""
+    """Network outputs on the model grid: class probabilities [3, ...], malignancy logits (None for a model that
+    does not rate malignancy) and fusion weights."""
 
     probabilities: np.ndarray
-    malignancy_logits: np.ndarray
+    malignancy_logits: np.ndarray | None
     fusion_weights: np.ndarray
 
 

@@ -18,8 +18,11 @@ import torch
 
 from .errors import ModelError
 from .fusion_net import FusionNet
+from .kuleuven_unet import KULeuvenPair
 
 DEFAULT_MODEL = "liverfusion_attention"
+# `inference.json`'s "architecture": which class its "network" arguments build
+ARCHITECTURES: dict[str, Callable[..., torch.nn.Module]] = {"fusion": FusionNet, "kuleuven": KULeuvenPair}
 SEGMENTATION, TRANSLATOR = "segmentation", "translator"
 MODELS_DIR = Path(os.environ.get("LIVERFUSION_MODELS", Path(__file__).resolve().parents[1] / "Resources" / "Models"))
 
@@ -73,16 +76,33 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def checksum_file(path: Path) -> Path:
+    """Where a bundle whose weights are converted on this machine (`converted_from` in its metadata) keeps
+    their SHA-256: the converted bytes depend on the local PyTorch, so they cannot be recorded in the repository."""
+    return path / "models" / "model.pt.sha256"
+
+
+def expected_sha256(path: Path) -> str | None:
+    metadata = json.loads((path / "configs" / "metadata.json").read_text())
+    if "converted_from" not in metadata:
+        return metadata.get("model_sha256")
+    try:
+        return checksum_file(path).read_text().strip()
+    except OSError:
+        return None
+
+
 def load(
     name_or_dir: str | os.PathLike | None = None,
     device: str | torch.device = "cpu",
-    build: Callable[..., torch.nn.Module] = FusionNet,
+    build: Callable[..., torch.nn.Module] | None = None,
     kind: str = SEGMENTATION,
 ) -> Bundle:
     """Load and verify a bundle; a missing file, a checksum mismatch or a bundle of another kind is a
     ModelError, not a crash.
 
-    `build` makes the network from `inference.json`'s `network` arguments (the fusion network by default)."""
+    `build` makes the network from `inference.json`'s `network` arguments; by default the class its
+    `architecture` names (the fusion network when it names none)."""
     path = resolve(name_or_dir)
     try:
         metadata = json.loads((path / "configs" / "metadata.json").read_text())
@@ -93,14 +113,15 @@ def load(
         raise ModelError(f"{path}: a {bundle_kind(metadata)} model, not a {kind} model")
     weights = path / "models" / "model.pt"
     if not weights.is_file():
-        raise ModelError(f"{weights}: model weights missing")
-    digest = sha256(weights)
-    if digest != metadata.get("model_sha256"):
+        hint = f"; run `liverfusion import-weights {path.name}`" if "converted_from" in metadata else ""
+        raise ModelError(f"{weights}: model weights missing{hint}")
+    digest, expected = sha256(weights), expected_sha256(path)
+    if digest != expected:
         raise ModelError(
             f"{weights}: SHA-256 {digest[:12]}... does not match the bundle's "
-            f"{str(metadata.get('model_sha256'))[:12]}...; the file is corrupt or was replaced"
+            f"{str(expected)[:12]}...; the file is corrupt or was replaced"
         )
-    network = build(**config["network"])
+    network = (build or ARCHITECTURES[config.get("architecture", "fusion")])(**config["network"])
     network.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     network.to(device).eval()
     return Bundle(path, metadata["name"], metadata["version"], digest, config, metadata, network)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from . import ct2mri, model_store, postprocess, registration
+from . import ct2mri, kuleuven_predict, model_store, postprocess, registration
 from .constants import CHANNELS, ROLE_TO_CHANNEL, TUMOR
 from .dicomseg import write_dicom_seg
 from .errors import InputError, LiverFusionError, OverlapError
@@ -35,11 +35,11 @@ class CaseResult:
     labels: sitk.Image
     attention: sitk.Image
     fusion: dict[str, sitk.Image]
-    malignancy_logits: sitk.Image
+    malignancy_logits: sitk.Image | None  # None: the model does not rate malignancy
     aligned: dict[str, sitk.Image]
     registrations: dict[str, registration.Registration]
     lesions: list[postprocess.Lesion]
-    probability: float
+    probability: float | None
     liver_volume_ml: float
     device: str
     model: model_store.Bundle
@@ -52,7 +52,7 @@ class CaseResult:
         """The `result.json` contract."""
         return {
             "reference": self.reference,
-            "malignancy_probability": round(self.probability, 4),
+            "malignancy_probability": postprocess.rounded(self.probability),
             "liver_volume_ml": round(self.liver_volume_ml, 1),
             "lesions": [les.as_dict() for les in self.lesions],
             "timings_s": {k: round(v, 2) for k, v in self.timings.items()},
@@ -86,7 +86,10 @@ def network_on_grid(
     bundle: model_store.Bundle,
     device,
 ) -> tuple[sitk.Image, Prediction]:
-    """Resample the (aligned) inputs onto the model grid of the reference, stack them and run the network."""
+    """Resample the (aligned) inputs onto the model grid of the reference, stack them and run the network.
+    A single-image model (KU Leuven's) runs on the reference alone, on its own grid."""
+    if is_single_image(bundle):
+        return images[reference], kuleuven_predict.prediction(images[reference], reference, bundle.network, device)
     grid = canonical_grid(images[reference], tuple(bundle.config["spacing_mm"]))
     arrays = {role: to_grid(image, grid, role, transforms.get(role)) for role, image in images.items()}
     stacked, present = stack_channels(arrays)
@@ -95,6 +98,10 @@ def network_on_grid(
     pred.probabilities[:, air] = 0.0
     pred.probabilities[0, air] = 1.0
     return grid, pred
+
+
+def is_single_image(bundle: model_store.Bundle) -> bool:
+    return bundle.config.get("architecture") == "kuleuven"
 
 
 def liver_focus(image: sitk.Image, role: str, bundle: model_store.Bundle, device) -> sitk.Image | None:
@@ -112,6 +119,11 @@ def liver_focus(image: sitk.Image, role: str, bundle: model_store.Bundle, device
 
 def liver_alone(image: sitk.Image, role: str, bundle: model_store.Bundle, device) -> sitk.Image | None:
     """The largest liver component (tumours included) the network finds on one image, on the model grid."""
+    if is_single_image(bundle):
+        liver = kuleuven_predict.liver_only(image, role, bundle.network, device)
+        grid = canonical_grid(image, bundle.network.liver.spec.spacing_mm)
+        liver = sitk.Resample(liver, grid, sitk.Transform(), sitk.sitkNearestNeighbor)
+        return liver if postprocess.liver_volume_ml(liver) >= 100 else None
     grid, pred = network_on_grid({role: image}, role, {}, bundle, device)
     liver = sitk.GetImageFromArray((pred.probabilities[1:].sum(0) > 0.5).astype(np.uint8))
     liver.CopyInformation(grid)
@@ -251,11 +263,11 @@ def _postprocess(pred, grid, images, reference, regs) -> dict:
     labels = sitk.GetImageFromArray(_argmax_labels(liver_prob, tumor_prob))
     labels.CopyInformation(ref)
     labels = postprocess.clean_labels(labels)
-    logits = _on_reference(pred.malignancy_logits, grid, ref)
+    logits = None if pred.malignancy_logits is None else _on_reference(pred.malignancy_logits, grid, ref)
     lesions, lesion_map = postprocess.find_lesions(labels, logits)
     labels = postprocess.drop_small_lesions(labels, lesion_map)
-    logit_arr = sitk.GetArrayViewFromImage(logits)
-    attention_arr = tumor_prob * postprocess.sigmoid(logit_arr)
+    logit_arr = None if logits is None else sitk.GetArrayViewFromImage(logits)
+    attention_arr = tumor_prob if logits is None else tumor_prob * postprocess.sigmoid(logit_arr)
     attention_arr = (attention_arr / max(float(attention_arr.max()), 1e-6)).astype(np.float32)
     attention = sitk.GetImageFromArray(attention_arr)
     attention.CopyInformation(ref)

@@ -26,7 +26,7 @@ class Lesion:
     volume_ml: float
     max_diameter_mm: float
     centroid_lps_mm: list[float]
-    malignancy_probability: float
+    malignancy_probability: float | None  # None: the model does not rate malignancy
 
     def as_dict(self) -> dict:
         return {
@@ -34,8 +34,17 @@ class Lesion:
             "volume_ml": round(self.volume_ml, 3),
             "max_diameter_mm": round(self.max_diameter_mm, 1),
             "centroid_lps_mm": [round(v, 1) for v in self.centroid_lps_mm],
-            "malignancy_probability": round(self.malignancy_probability, 4),
+            "malignancy_probability": rounded(self.malignancy_probability),
         }
+
+
+def rounded(probability: float | None) -> float | None:
+    return None if probability is None else round(probability, 4)
+
+
+def shown(probability: float | None) -> str:
+    """A probability as people read it; `not rated` for models without a malignancy head."""
+    return "not rated" if probability is None else f"{probability:.2f}"
 
 
 def clean_labels(labels: sitk.Image) -> sitk.Image:
@@ -49,8 +58,9 @@ def sigmoid(x: np.ndarray | float) -> np.ndarray | float:
     return 1.0 / (1.0 + np.exp(-np.asarray(x, np.float64)))
 
 
-def find_lesions(labels: sitk.Image, malignancy_logits: sitk.Image) -> tuple[list[Lesion], sitk.Image]:
-    """Connected tumour components with volume, maximum diameter, LPS centroid and pooled probability.
+def find_lesions(labels: sitk.Image, malignancy_logits: sitk.Image | None) -> tuple[list[Lesion], sitk.Image]:
+    """Connected tumour components with volume, maximum diameter, LPS centroid and pooled probability
+    (None without logits: a model that does not rate malignancy).
 
     Returns the lesions and a component image whose value k is lesion k (0 elsewhere).
     """
@@ -59,7 +69,8 @@ def find_lesions(labels: sitk.Image, malignancy_logits: sitk.Image) -> tuple[lis
     stats.Execute(components)
     comp = sitk.GetArrayViewFromImage(components)
     n = int(comp.max())
-    mean_logit = ndimage.mean(sitk.GetArrayViewFromImage(malignancy_logits), comp, np.arange(1, n + 1)) if n else []
+    rated = malignancy_logits is not None and n
+    mean_logit = ndimage.mean(sitk.GetArrayViewFromImage(malignancy_logits), comp, np.arange(1, n + 1)) if rated else []
     lesions, keep = [], np.zeros(n + 1, np.int32)
     for label in stats.GetLabels():
         volume = stats.GetPhysicalSize(label) / MM3_PER_ML
@@ -72,7 +83,7 @@ def find_lesions(labels: sitk.Image, malignancy_logits: sitk.Image) -> tuple[lis
                 volume,
                 max_diameter_mm(components, label, stats),
                 list(stats.GetCentroid(label)),
-                float(sigmoid(mean_logit[label - 1])),
+                float(sigmoid(mean_logit[label - 1])) if rated else None,
             )
         )
     relabelled = sitk.GetImageFromArray(keep[comp].astype(np.uint16))
@@ -104,12 +115,14 @@ def drop_small_lesions(labels: sitk.Image, lesion_map: sitk.Image) -> sitk.Image
     return out
 
 
-def case_probability(lesions: list[Lesion], tumor_prob: np.ndarray, logits: np.ndarray) -> float:
+def case_probability(lesions: list[Lesion], tumor_prob: np.ndarray, logits: np.ndarray | None) -> float | None:
     """The case is malignant when any lesion is: the highest lesion probability.
 
     With no lesion found, the strongest soft evidence, max(p_tumour * p_malignant), which stays below
-    0.5 wherever the network did not call a tumour.
+    0.5 wherever the network did not call a tumour. None without logits.
     """
+    if logits is None:
+        return None
     if lesions:
         return max(les.malignancy_probability for les in lesions)
     return float((tumor_prob * sigmoid(logits)).max()) if tumor_prob.size else 0.0

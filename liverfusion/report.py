@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw
 from scipy import ndimage
 
 from .constants import LIVER, ROLE_TO_CHANNEL, TUMOR
+from .postprocess import shown
 
 TILE = 256  # pixels per image tile
 SOFT_TISSUE_HU = (-160.0, 240.0)  # window 400, level 40
@@ -78,7 +79,7 @@ def slices_to_show(result) -> list[tuple[str, int]]:
         k = result.labels.TransformPhysicalPointToIndex(les.centroid_lps_mm)[2]
         title = (
             f"Lesion {les.id}: {les.max_diameter_mm:.0f} mm, {les.volume_ml:.1f} ml, "
-            f"p(malignant) {les.malignancy_probability:.2f}"
+            f"p(malignant) {shown(les.malignancy_probability)}"
         )
         rows.append((title, int(np.clip(k, 0, labels.shape[0] - 1))))
     return rows
@@ -139,7 +140,7 @@ def page(result, rows: list[tuple[str, bytes]]) -> str:
     lesion_rows = (
         "".join(
             f"<tr><td>{les.id}</td><td>{les.volume_ml:.2f}</td><td>{les.max_diameter_mm:.1f}</td>"
-            f"<td>{les.malignancy_probability:.2f}</td><td>{_point(les.centroid_lps_mm)}</td></tr>"
+            f"<td>{shown(les.malignancy_probability)}</td><td>{_point(les.centroid_lps_mm)}</td></tr>"
             for les in result.lesions
         )
         or '<tr><td colspan="5">no lesion found</td></tr>'
@@ -154,7 +155,7 @@ def page(result, rows: list[tuple[str, bytes]]) -> str:
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>LiverFusion report</title><style>{STYLE}</style></head><body>
 <h1>LiverFusion report</h1>
-<div class="p">Malignancy probability {result.probability:.2f}</div>
+<div class="p">Malignancy probability {shown(result.probability)}</div>
 <div class="muted">Model {e(meta["name"])} {e(meta["version"])}, liver volume {result.liver_volume_ml:.0f} ml,
 reference image {e(result.reference)}, device {e(result.device)}</div>
 <p class="warn">{e(meta.get("intended_use", ""))}</p>

@@ -49,12 +49,17 @@ def default_scene() -> slicer.vtkMRMLScene:
 
 def lesion_rows(lesions: list[postprocess.Lesion]) -> list[tuple]:
     """One table row per lesion; the centroid goes from LPS (core) to RAS (what Slicer shows)."""
-    return [(les.id, les.volume_ml, les.max_diameter_mm, les.malignancy_probability,
+    return [(les.id, les.volume_ml, les.max_diameter_mm, _number(les.malignancy_probability),
              -les.centroid_lps_mm[0], -les.centroid_lps_mm[1], les.centroid_lps_mm[2]) for les in lesions]
 
 
+def _number(probability: float | None) -> float:
+    """NaN (an empty cell) for a model that does not rate malignancy."""
+    return float("nan") if probability is None else probability
+
+
 def write_lesion_table(table: slicer.vtkMRMLTableNode, lesions: list[postprocess.Lesion],
-                       probability: float) -> None:
+                       probability: float | None) -> None:
     """Replace the table's content by the lesions; the case probability goes into an attribute."""
     rows = lesion_rows(lesions)
     table.RemoveAllColumns()
@@ -65,7 +70,7 @@ def write_lesion_table(table: slicer.vtkMRMLTableNode, lesions: list[postprocess
             array.InsertNextValue(row[index])
         table.AddColumn(array)
         table.SetColumnUnitLabel(name, unit)
-    table.SetAttribute(PROBABILITY_ATTRIBUTE, f"{probability:.4f}")
+    table.SetAttribute(PROBABILITY_ATTRIBUTE, f"{_number(probability):.4f}")
     table.Modified()
 
 
@@ -126,7 +131,8 @@ class SegLogic:
         base = reference.GetName()
         segmentation = self._segmentation(result.labels, reference, outputSegmentation)
         attention, by_role = self._attention(result, base)
-        logits = mrmlio.add_volume(self.scene, result.malignancy_logits, f"{base} malignancy logits", hidden=True)
+        logits = (None if result.malignancy_logits is None else
+                  mrmlio.add_volume(self.scene, result.malignancy_logits, f"{base} malignancy logits", hidden=True))
         table = mrmlio.mark_output(self.scene.AddNewNodeByClass(
             "vtkMRMLTableNode", self.scene.GenerateUniqueName(f"{base} lesions")))
         write_lesion_table(table, result.lesions, result.probability)
@@ -139,8 +145,8 @@ class SegLogic:
         references = [(LOGITS_ROLE, logits), (TABLE_ROLE, table), (ATTENTION_ROLE, attention)]
         references += [(f"{ATTENTION_ROLE}_{role}", node) for role, node in by_role.items()]
         for role, node in references:
-            segmentation.SetNodeReferenceID(role, node.GetID())
-        segmentation.SetAttribute(PROBABILITY_ATTRIBUTE, f"{result.probability:.4f}")
+            segmentation.SetNodeReferenceID(role, node.GetID() if node is not None else None)
+        segmentation.SetAttribute(PROBABILITY_ATTRIBUTE, f"{_number(result.probability):.4f}")
         return {"reference": reference, "segmentation": segmentation, "attention": attention,
                 "attentionByRole": by_role, "logits": logits, "lesionTable": table, "aligned": aligned,
                 "transforms": transforms, "translated": translated, "lesions": result.lesions,

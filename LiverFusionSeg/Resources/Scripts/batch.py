@@ -33,6 +33,7 @@ from liverfusion import cohort  # noqa: E402 (needs the path above)
 from liverfusion.errors import LiverFusionError  # noqa: E402
 from liverfusion.imageio import read_image, staged_output  # noqa: E402
 from liverfusion.pipeline import write_outputs, write_summary  # noqa: E402
+from liverfusion.postprocess import shown  # noqa: E402
 from liverfusion.report import write_report  # noqa: E402
 from liverfusion.roles import parse_inputs  # noqa: E402
 
@@ -92,7 +93,7 @@ def run_cohort(args: argparse.Namespace) -> int:
             failed.append(case_id)
             print(f"[{i}/{len(cases)}] {case_id}: error: {exc}", file=sys.stderr, flush=True)
             continue
-        print(f"[{i}/{len(cases)}] {case_id}: malignancy probability {summary['malignancy_probability']:.2f}, "
+        print(f"[{i}/{len(cases)}] {case_id}: malignancy probability {shown(summary['malignancy_probability'])}, "
               f"{len(summary['lesions'])} lesion(s)", flush=True)
     print(f"{len(cases) - len(failed)} of {len(cases)} case(s) done; outputs: {Path(args.out).resolve()}"
           f"{'; failed: ' + ', '.join(failed) if failed else ''}\n{DISCLAIMER}")
@@ -112,7 +113,7 @@ def main(argv: list[str]) -> int:
     except LiverFusionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"malignancy probability {summary['malignancy_probability']:.2f}, {len(summary['lesions'])} lesion(s); "
+    print(f"malignancy probability {shown(summary['malignancy_probability'])}, {len(summary['lesions'])} lesion(s); "
           f"outputs: {Path(args.out).resolve()}\n{DISCLAIMER}")
     return 0
 

@@ -1,0 +1,205 @@
+"""The KU Leuven liver and lesion models applied as their `cnn_liver_lesion_seg_CT_MR_main` applies them
+(F = `cnn_liver_lesion_seg_CT_MR_functions.py` of pyliverlesionseg 0.3), on a SimpleITK image of any orientation.
+
+Liver (F:1124-1227): resample to 1.5 mm, median 3, resample to 3 mm (pymirc `zoom3d`), scale intensities, one
+patch at the image centre, probability > 0.5, erosion, largest component, dilation, back to the image grid.
+Lesion (F:1260-1383): intensities scaled (MR: on the liver's median and range), resampled to 1 x 1 x 3 mm, masked
+to the dilated liver, predicted in tiles. Two deliberate departures, both for robustness: their CT/MR body-crop
+heuristics are not used (they loop forever on some scans, F:500-503), so an image larger than the liver model's
+output is tiled instead of extrapolated; and an empty liver prediction stays empty (theirs then labels the whole
+background liver, F:906-911).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+from scipy import ndimage
+
+from .constants import CHANNELS, CT_ROLES, ROLE_TO_CHANNEL
+from .inference import Prediction
+from .kuleuven_unet import KULeuvenPair, KULeuvenUNet
+
+CT, MR = "CT", "MR"
+# iterate_structure(generate_binary_structure(3, 2), n): the structuring elements of F:893 and F:1332
+_STRUCTURE = ndimage.generate_binary_structure(3, 2)
+OnTile = Callable[[int, int], None]
+
+
+def zoom_matrix(n: int, zoom: float) -> np.ndarray:
+    """pymirc `zoom3d` along one axis as a matrix: linear interpolation on centred grids when enlarging,
+    exact area averaging when shrinking, ceil(n * zoom) samples, zeros beyond the edges."""
+    size = math.ceil(n * zoom)
+    weights = np.zeros((size, n))
+    if zoom >= 1:
+        centres = (np.arange(size) - 0.5 * size + 0.5) / zoom + 0.5 * n - 0.5
+        left = np.floor(centres).astype(int)
+        for rows, cols, w in ((np.arange(size), left, left + 1 - centres), (np.arange(size), left + 1, centres - left)):
+            ok = (cols >= 0) & (cols < n)
+            np.add.at(weights, (rows[ok], cols[ok]), w[ok])
+        return weights
+    for i in range(n):
+        lo, hi = zoom * (i - 0.5 * n) + 0.5 * size, zoom * (i + 1 - 0.5 * n) + 0.5 * size
+        first, last = math.floor(lo), math.ceil(hi) - 1
+        if first == last:
+            weights[first, i] += zoom
+        else:
+            weights[first, i] += math.ceil(lo) - lo
+            weights[last, i] += hi - math.ceil(lo)
+    return weights
+
+
+def zoom3d(volume: np.ndarray, zoom) -> np.ndarray:
+    """Resample a 3-D array by a zoom factor per axis (pymirc.image_operations.zoom3d, cval 0)."""
+    out = np.asarray(volume, dtype=np.float64)
+    for axis, factor in enumerate(zoom):
+        if factor != 1:
+            out = np.moveaxis(np.tensordot(zoom_matrix(out.shape[axis], factor), out, axes=([1], [axis])), 0, axis)
+    return out
+
+
+def extract_patch(image: np.ndarray, size: tuple[int, ...], centre: list[int]) -> np.ndarray:
+    """Their sampler (`ExtractSegment3D2.get_sample`): a patch of `size` centred on `centre`, zeros outside."""
+    patch = np.zeros(size, dtype=np.float32)
+    src, dst = [], []
+    for n, s, c in zip(image.shape, size, centre):
+        left, right = s // 2, s // 2 - (1 - s % 2)
+        take_left, take_right = min(c, left), min(n - c - 1, right)
+        src.append(slice(c - take_left, c + take_right + 1))
+        dst.append(slice(left - take_left, left + take_right + 1))
+    patch[tuple(dst)] = image[tuple(src)]
+    return patch
+
+
+def tile_predict(image: np.ndarray, net: KULeuvenUNet, device, on_tile: OnTile | None = None) -> np.ndarray:
+    """Their `DeepVoxNet.predict`: one centred patch if the output covers the image, else tiles of the output
+    size; voxels no output reached take the nearest prediction (F's `distance_transform_edt`)."""
+    spec = net.spec
+    tile = [min(n, o) for n, o in zip(image.shape, spec.output_size)]
+    starts = [sorted(set(range(0, n, t)) | {n - t}) for n, t in zip(image.shape, tile)]
+    out = np.full(image.shape, np.nan, dtype=np.float32)
+    grid = [(x, y, z) for x in starts[0] for y in starts[1] for z in starts[2]]
+    for k, start in enumerate(grid):
+        centre = [math.ceil(s + (t - 1) / 2) for s, t in zip(start, tile)]
+        src, dst = [], []
+        for n, c, o, i in zip(image.shape, centre, spec.output_size, spec.input_size):
+            first = (c if i % 2 else c - 0.5) - (o - 1) / 2  # image index of the output's first voxel
+            under, over = math.ceil(max(0.0, -first)), math.ceil(max(0.0, first + o - n))
+            dst.append(slice(round(first + under - 1e-7), round(first + o - over - 1e-7)))
+            src.append(slice(under, o - over))
+        with torch.no_grad():
+            x = torch.from_numpy(extract_patch(image, spec.input_size, centre))[None, None].to(device)
+            y = net(x)[0, 0].float().cpu().numpy()
+        out[tuple(dst)] = y[tuple(src)]
+        if on_tile:
+            on_tile(k + 1, len(grid))
+    missing = np.isnan(out)
+    if missing.any():
+        nearest = ndimage.distance_transform_edt(missing, return_distances=False, return_indices=True)
+        out = out[tuple(nearest)]
+    return out
+
+
+def to_ras(image: sitk.Image) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y, z) array in RAS order, as their code feeds the networks (F:1104-1110, 1189), and its spacing."""
+    ras = sitk.DICOMOrient(image, "RAS")
+    return sitk.GetArrayFromImage(ras).transpose(2, 1, 0).astype(np.float64), np.array(ras.GetSpacing())
+
+
+def from_ras(array: np.ndarray, like: sitk.Image) -> sitk.Image:
+    """An RAS-ordered (x, y, z) array back onto the grid of `like`."""
+    ras_like = sitk.DICOMOrient(like, "RAS")
+    out = sitk.GetImageFromArray(array.transpose(2, 1, 0).astype(np.float32))
+    out.CopyInformation(ras_like)
+    code = sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(like.GetDirection())
+    out = sitk.DICOMOrient(out, code)
+    out.CopyInformation(like)
+    return out
+
+
+def scale_for_liver(volume: np.ndarray, modality: str) -> np.ndarray:
+    """F:1175-1186: CT [-200, 200] HU to [-0.5, 0.5]; MR [min, min + 80% of the range] to [-0.5, 0.5]."""
+    if modality == CT:
+        return np.clip(volume / 1000, -0.2, 0.2) * 2.5
+    lo, hi = volume.min(), volume.min() + 0.8 * (volume.max() - volume.min())
+    return (np.clip(volume, lo, hi) - lo) / max(hi - lo, 1e-6) - 0.5
+
+
+def scale_for_lesion(volume: np.ndarray, liver: np.ndarray, modality: str) -> np.ndarray:
+    """F:1298-1316: CT as for the liver; MR centred on the liver's median, its extremes at +-0.5."""
+    if modality == CT:
+        return np.clip(volume / 1000, -0.2, 0.2) * 2.5
+    values = volume[liver]
+    median = np.median(values)
+    spread = max(abs(values.min() - median), abs(values.max() - median), 1e-6)
+    return (volume - median) * (0.5 / spread)
+
+
+def liver_mask(volume: np.ndarray, spacing: np.ndarray, modality: str, net: KULeuvenUNet, device) -> np.ndarray:
+    """The liver on the RAS array's own grid (F:1168-1227 without the crop)."""
+    target = np.array(net.spec.spacing_mm)
+    fine = ndimage.median_filter(zoom3d(volume, spacing / (target / 2)), size=3)
+    coarse = scale_for_liver(zoom3d(fine, np.full(3, 0.5)), modality)
+    probability = tile_predict(coarse.astype(np.float32), net, device)
+    mask = ndimage.binary_erosion(probability > 0.5, ndimage.iterate_structure(_STRUCTURE, 1))
+    labels, count = ndimage.label(mask)
+    if count == 0:
+        return np.zeros(volume.shape, bool)
+    largest = labels == 1 + int(np.argmax(ndimage.sum_labels(mask, labels, range(1, count + 1))))
+    mask = ndimage.binary_dilation(largest, ndimage.iterate_structure(_STRUCTURE, 1))
+    zoom = [n / m for n, m in zip(volume.shape, mask.shape)]
+    return ndimage.zoom(mask.astype(np.float32), zoom, order=1) > 0
+
+
+def lesion_probability(
+    volume: np.ndarray, spacing: np.ndarray, liver: np.ndarray, modality: str, net: KULeuvenUNet, device,
+    on_tile: OnTile | None = None,
+) -> np.ndarray:
+    """Lesion probability on the RAS array's grid, zero away from the liver (F:1298-1383)."""
+    zoom = spacing / np.array(net.spec.spacing_mm)
+    image = zoom3d(scale_for_lesion(volume, liver, modality), zoom)
+    near = zoom3d(liver.astype(np.float64), zoom) > 0.5
+    mask = ndimage.binary_dilation(near, ndimage.iterate_structure(_STRUCTURE, 2))
+    image = np.clip(np.where(mask, image, -0.5), -0.5, 0.5)
+    box = ndimage.find_objects(mask.astype(np.int32))[0]
+    probability = np.zeros(image.shape, np.float32)
+    probability[box] = tile_predict(image[box].astype(np.float32), net, device, on_tile)
+    return ndimage.zoom(probability, [n / m for n, m in zip(volume.shape, probability.shape)], order=1)
+
+
+def predict(
+    image: sitk.Image, modality: str, pair: KULeuvenPair, device, on_tile: OnTile | None = None
+) -> tuple[sitk.Image, sitk.Image]:
+    """Liver mask (0/1) and lesion probability, both on `image`'s grid."""
+    volume, spacing = to_ras(image)
+    liver = liver_mask(volume, spacing, modality, pair.liver, device)
+    lesion = np.zeros(volume.shape, np.float32)
+    if liver.any():
+        lesion = lesion_probability(volume, spacing, liver, modality, pair.lesion, device, on_tile) * liver
+    return from_ras(liver.astype(np.float32), image), from_ras(lesion, image)
+
+
+def modality_of(role: str) -> str:
+    return CT if role in CT_ROLES else MR
+
+
+def liver_only(image: sitk.Image, role: str, pair: KULeuvenPair, device) -> sitk.Image:
+    """Their liver mask (uint8) on `image`'s grid, without running the lesion model."""
+    volume, spacing = to_ras(image)
+    mask = from_ras(liver_mask(volume, spacing, modality_of(role), pair.liver, device).astype(np.float32), image)
+    return sitk.Cast(mask > 0.5, sitk.sitkUInt8)
+
+
+def prediction(image: sitk.Image, role: str, pair: KULeuvenPair, device, on_tile: OnTile | None = None) -> Prediction:
+    """Their two models as our network's output on `image`'s own grid: (background, liver, tumour) =
+    (1 - L, L (1 - q), L q) for liver mask L and lesion probability q, so the argmax is theirs at 0.5; no
+    malignancy rating; the one input used gets all the fusion weight."""
+    liver, lesion = (sitk.GetArrayFromImage(m) for m in predict(image, modality_of(role), pair, device, on_tile))
+    probabilities = np.stack([1.0 - liver, liver * (1.0 - lesion), liver * lesion]).astype(np.float32)
+    weights = np.zeros((len(CHANNELS), 1, 1, 1), np.float32)
+    weights[CHANNELS.index(ROLE_TO_CHANNEL[role])] = 1.0
+    return Prediction(probabilities, None, np.broadcast_to(weights, (len(CHANNELS),) + liver.shape))

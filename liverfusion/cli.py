@@ -301,6 +301,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--init", default=None, help="start from a model bundle (name or folder) or a .pt state dict")
     t.add_argument("--version", default="0.1.0")
     t.add_argument("--fill-mri", action="store_true", help="cases without MRI get their CT translated to MRI")
+    t.add_argument("--encoder", default="unet", choices=["unet", "kuleuven"], help="kuleuven: KU Leuven's encoder")
+    t.add_argument("--pretrained", default=None, help="start --encoder kuleuven from this bundle (pyliverlesionseg)")
     t.set_defaults(func=_train)
     c = sub.add_parser("ct2mri", help="translate a CT into an MRI-like image on the CT's grid")
     c.add_argument("--input", required=True, help="CT: NIfTI/NRRD/MHA file or DICOM folder")

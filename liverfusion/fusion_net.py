@@ -4,6 +4,10 @@ voxel-wise malignancy head whose lesion-pooled logits give per-lesion and per-ca
 
 The malignancy head is linear on decoder features, so pooling its logits over a lesion equals pooling
 the features first (a lesion-pooled classifier) and the logit map itself is an exact class-activation map.
+
+The encoder is either our residual U-Net encoder (`encoder="unet"`) or the down path of KU Leuven's clinically
+trained liver U-Net (`encoder="kuleuven"`: their convolutions, widths 40/80/160/160 and pooling by 3, so that
+their weights can initialise it; 1x1x1 convolutions bring its features to the decoder's widths).
 """
 
 from __future__ import annotations
@@ -15,30 +19,49 @@ from torch import nn
 
 from .attention import ChannelAttention, ModalityFusion, PositionAttention
 from .constants import CHANNELS
+from .kuleuven_unet import LIVER, KULeuvenPair, KULeuvenUNet
 
 NORM = ("instance", {"affine": True})
+KULEUVEN_WIDTHS = (40, 80, 160, 160)
+
+
+def kuleuven_encoder() -> tuple[nn.Module, nn.ModuleList]:
+    """Stem and down levels with the layout of their liver network's encoder (pooling by 3)."""
+    down = KULeuvenUNet(LIVER).down
+    return down[0], nn.ModuleList(nn.Sequential(nn.MaxPool3d(LIVER.pool), block) for block in down[1:])
 
 
 class FusionNet(nn.Module):
     """Inputs [B, M, D, H, W] (one channel per modality, zeros where missing) and presence [B, M]."""
 
     def __init__(
-        self, features: tuple[int, ...] = (8, 16, 32, 64), n_modalities: int = len(CHANNELS), n_classes: int = 3
+        self,
+        features: tuple[int, ...] = (8, 16, 32, 64),
+        n_modalities: int = len(CHANNELS),
+        n_classes: int = 3,
+        encoder: str = "unet",
     ):
         super().__init__()
         self.n_modalities = n_modalities
-        self.modality_embedding = nn.Parameter(torch.zeros(n_modalities, features[0]))
-        self.stem = UnetResBlock(3, 1, features[0], 3, 1, NORM)
-        self.down = nn.ModuleList(
-            UnetResBlock(3, features[i], features[i + 1], 3, 2, NORM) for i in range(len(features) - 1)
-        )
-        self.fusion = nn.ModuleList(ModalityFusion(f) for f in features)
+        if encoder == "kuleuven":
+            widths, self.scale = KULEUVEN_WIDTHS, LIVER.pool
+            self.stem, self.down = kuleuven_encoder()
+            self.adapt = nn.ModuleList(nn.Conv3d(w, f, 1) for w, f in zip(widths, features))
+        else:
+            widths, self.scale = features, 2
+            self.stem = UnetResBlock(3, 1, features[0], 3, 1, NORM)
+            self.down = nn.ModuleList(
+                UnetResBlock(3, features[i], features[i + 1], 3, 2, NORM) for i in range(len(features) - 1)
+            )
+            self.adapt = nn.ModuleList(nn.Identity() for _ in features)
+        self.modality_embedding = nn.Parameter(torch.zeros(n_modalities, widths[0]))
+        self.fusion = nn.ModuleList(ModalityFusion(w) for w in widths)
         self.pam, self.cam = PositionAttention(features[-1]), ChannelAttention()
         self.gates = nn.ModuleList(
             AttentionBlock(3, max(features[i] // 2, 4), features[i + 1], features[i]) for i in range(len(features) - 1)
         )
         self.up = nn.ModuleList(
-            UnetUpBlock(3, features[i + 1], features[i], 3, 1, 2, NORM) for i in range(len(features) - 1)
+            UnetUpBlock(3, features[i + 1], features[i], 3, 1, self.scale, NORM) for i in range(len(features) - 1)
         )
         self.seg_head = UnetOutBlock(3, features[0], n_classes)
         self.deep_heads = nn.ModuleList(UnetOutBlock(3, features[i], n_classes) for i in (1, 2))
@@ -55,12 +78,18 @@ class FusionNet(nn.Module):
             if level:
                 h = self.down[level - 1](h)
             f, w = self.fusion[level](h.view(b, len(idx), *h.shape[1:]), present[:, idx])
-            fused.append(f)
+            fused.append(self.adapt[level](f))
             if level == 0:
                 self._weights = x.new_zeros((b, m) + w.shape[2:])
                 self._weights[:, idx] = w
         fused[-1] = self.pam(fused[-1]) + self.cam(fused[-1]) - fused[-1]
         return fused
+
+    def load_kuleuven_encoder(self, pair: KULeuvenPair) -> None:
+        """Start the encoder from their trained liver network (transfer learning)."""
+        self.stem.load_state_dict(pair.liver.down[0].state_dict())
+        for level, block in enumerate(pair.liver.down[1:]):
+            self.down[level][1].load_state_dict(block.state_dict())
 
     def forward(self, x: torch.Tensor, present: torch.Tensor) -> dict[str, torch.Tensor]:
         skips = self.encode(x, present)

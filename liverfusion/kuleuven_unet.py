@@ -47,7 +47,9 @@ LESION = UNetSpec(2, (IN_PLANE, FULL), "valid", "copy", True, (180, 172, 86), (9
 
 
 def instance_norm(x: torch.Tensor) -> torch.Tensor:
-    """Their Lambda layer: (x - mean) / (population std + 1e-7) per sample and channel, no affine."""
+    """Their Lambda layer: (x - mean) / (population std + 1e-7) per sample and channel, no affine.
+    In float32 even under autocast: a float16 variance of large activations overflows."""
+    x = x.float()
     mean = x.mean(dim=(2, 3, 4), keepdim=True)
     std = ((x - mean) ** 2).mean(dim=(2, 3, 4), keepdim=True).sqrt()
     return (x - mean) / (std + 1e-7)

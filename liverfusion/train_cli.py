@@ -44,13 +44,18 @@ def run_training(args: argparse.Namespace) -> int:
         minutes=args.minutes,
         workers=args.workers,
         fill_mri=args.fill_mri,
+        encoder=args.encoder,
+        pretrained=args.pretrained,
         **({"batch_size": args.batch_size} if args.batch_size else {}),
+        **({"patch": (81,) * 3, "roi_size": (81,) * 3} if args.encoder == "kuleuven" else {}),
     )
+    if args.pretrained and args.encoder != "kuleuven":
+        raise LiverFusionError(f"--pretrained {args.pretrained}: only for --encoder kuleuven")
     device = pick_device(args.device)
     init = _initial_weights(args.init) if args.init else None
     net, best = train(train_cases, val, work, cfg, device, resume=args.resume, init=init)
     config = {
-        "network": {"features": list(cfg.features)},
+        "network": {"features": list(cfg.features), "encoder": cfg.encoder},
         "spacing_mm": list(cfg.spacing_mm),
         "roi_size": list(cfg.roi_size),
         "channels": list(CHANNELS),

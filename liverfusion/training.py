@@ -30,6 +30,7 @@ from monai.transforms import (
 )
 from tqdm import tqdm
 
+from . import model_store
 from .constants import TUMOR
 from .dataset import cache_all
 from .fusion_net import FusionNet
@@ -51,6 +52,8 @@ class TrainConfig:
     minutes: float = 0.0  # a wall-clock budget: the schedule anneals over whichever of steps or minutes ends first
     workers: int = 0  # processes preparing batches (0: the training process itself)
     fill_mri: bool = False  # cases without MRI get their CT translated to MRI in the MRI channel
+    encoder: str = "unet"  # or "kuleuven": KU Leuven's liver-network encoder (patches must divide by 27)
+    pretrained: str | None = None  # a bundle of their weights to start that encoder from (transfer learning)
 
 
 warnings.filterwarnings("ignore", message="no available indices of class")  # tumour-free cases are expected
@@ -196,6 +199,16 @@ def learning_rate_factor(step: int, elapsed_s: float, cfg: TrainConfig) -> float
     return 0.5 * (1 + math.cos(math.pi * (progress - 0.05) / 0.95))
 
 
+def initial_network(cfg: TrainConfig) -> FusionNet:
+    """The network a run starts from: seeded, so that a transfer run and a run from scratch differ only in
+    the encoder's starting weights."""
+    torch.manual_seed(cfg.seed)
+    net = FusionNet(features=cfg.features, encoder=cfg.encoder)
+    if cfg.pretrained:
+        net.load_kuleuven_encoder(model_store.load(cfg.pretrained).network)
+    return net
+
+
 def train(
     train_dirs: list[Path],
     val_dirs: list[Path],
@@ -213,7 +226,7 @@ def train(
     torch.backends.cudnn.benchmark = True  # fixed patch size: let cuDNN pick its fastest 3-D convolutions
     train_cases = cache_all(train_dirs, work / "cache", cfg.spacing_mm, max(1, cfg.workers), cfg.fill_mri)
     val_cases = cache_all(val_dirs, work / "cache", cfg.spacing_mm, max(1, cfg.workers), cfg.fill_mri)
-    net = FusionNet(features=cfg.features).to(device)
+    net = initial_network(cfg).to(device)
     if init is not None:
         net.load_state_dict(init)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=1e-4)

@@ -14,7 +14,9 @@ import torch
 from liverfusion import import_weights, kuleuven_predict, model_store
 from liverfusion.cli import main
 from liverfusion.errors import ModelError
+from liverfusion.fusion_net import FusionNet
 from liverfusion.kuleuven_unet import LESION, LIVER, KULeuvenUNet, keras_state_dict
+from liverfusion.training import TrainConfig, initial_network
 
 BUNDLE = model_store.MODELS_DIR / "pyliverlesionseg"
 
@@ -70,7 +72,8 @@ def test_converted_weights_are_keras_kernels_transposed(tmp_path):
     with h5py.File(path) as handle:
         kernel = np.array(handle["conv3d_2/conv3d_2/kernel:0"])
     assert kernel.shape == (3, 3, 3, 20, 40)
-    np.testing.assert_array_equal(bundle.network.liver.down[0].convs[1].weight.detach().numpy(), kernel.transpose(4, 3, 0, 1, 2))
+    ported = bundle.network.liver.down[0].convs[1].weight.detach().numpy()
+    np.testing.assert_array_equal(ported, kernel.transpose(4, 3, 0, 1, 2))
     assert len(keras_state_dict(path, KULeuvenUNet(LIVER))) == 2 * len(KULeuvenUNet(LIVER).keras_order)
 
 
@@ -99,3 +102,39 @@ def test_port_finds_the_liver_on_the_real_ct(real_data):
     found = sitk.GetArrayFromImage(kuleuven_predict.liver_only(ct, "nc", bundle.network, torch.device("cpu"))) > 0
     truth = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "example_seg_fast_liver.nii.gz"))) > 0
     assert 2 * (found & truth).sum() / (found.sum() + truth.sum()) >= 0.95
+
+
+def test_transfer_starts_from_their_encoder_and_differs_from_scratch_only_there():
+    transfer = initial_network(TrainConfig(encoder="kuleuven", pretrained="pyliverlesionseg"))
+    scratch = initial_network(TrainConfig(encoder="kuleuven"))
+    theirs = model_store.load("pyliverlesionseg").network.liver
+    assert torch.equal(transfer.stem.convs[1].weight, theirs.down[0].convs[1].weight)
+    assert torch.equal(transfer.down[2][1].convs[0].weight, theirs.down[3].convs[0].weight)
+    assert not torch.equal(scratch.stem.convs[1].weight, theirs.down[0].convs[1].weight)
+    for name, value in scratch.state_dict().items():
+        if not name.startswith(("stem.", "down.")):
+            assert torch.equal(value, transfer.state_dict()[name]), name
+
+
+def test_the_kuleuven_encoder_serves_every_subset_of_inputs():
+    net = FusionNet(features=(4, 8, 16, 16), encoder="kuleuven").eval()
+    with torch.no_grad():
+        for present in ([0, 0, 1, 0, 1], [0, 0, 0, 0, 1]):
+            out = net(torch.randn(1, 5, 27, 27, 27), torch.tensor([present], dtype=torch.float32))
+            assert out["seg"].shape == (1, 3, 27, 27, 27)
+            assert torch.allclose(out["fusion"][0].sum(0), torch.ones(27, 27, 27))
+
+
+@pytest.mark.slow
+def test_train_with_their_encoder_gives_a_bundle_that_segments(small_ctmri, small_multiphase, tmp_path):
+    bundle = tmp_path / "transfer"
+    args = ["train", "--data", str(small_ctmri.parent), str(small_multiphase.parent), "--out", str(bundle),
+            "--steps", "2", "--batch-size", "1", "--val-every", "100", "--encoder", "kuleuven",
+            "--pretrained", "pyliverlesionseg", "--device", "cpu"]
+    assert main(args) == 0
+    assert json.loads((bundle / "configs" / "inference.json").read_text())["roi_size"] == [81, 81, 81]
+    out = tmp_path / "result"
+    inputs = ["--input", f"ct={small_ctmri / 'ct.nii.gz'}", "--input", f"mri={small_ctmri / 'mri.nii.gz'}"]
+    assert main(["segment", *inputs, "--out", str(out), "--model", str(bundle), "--align", "none"]) == 0
+    assert sitk.ReadImage(str(out / "segmentation.nii.gz")).GetSize() == sitk.ReadImage(
+        str(small_ctmri / "ct.nii.gz")).GetSize()

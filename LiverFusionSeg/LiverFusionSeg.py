@@ -50,7 +50,7 @@ aligning every image to the portal-venous CT first (rigid, or rigid then deforma
 segmentation, attention heat maps (overall and per input), aligned copies and transforms of moved inputs,
 and a lesion table with volume, diameter, position and malignancy probability. Edit the Tumor segment and
 press Re-classify to recompute the table without running the network again.
-<br><b>Research use only</b>: the model was trained on synthetic phantoms and is not validated for diagnosis.
+<br><b>Research use only</b>: the models are not validated for diagnosis (see each model's card).
 """)
         self.parent.acknowledgementText = _("""
 Built on 3D Slicer, SimpleITK, PyTorch and MONAI. The fusion design follows published multimodal liver

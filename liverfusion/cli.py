@@ -33,8 +33,7 @@ def format_summary(summary: dict, out: str | Path) -> str:
     lesions = summary["lesions"]
     lines = [
         f"malignancy probability: {shown(summary['malignancy_probability'])} "
-        f"(model {summary['model']['name']} {summary['model']['version']}, synthetic training data; "
-        "not for diagnosis)",
+        f"(model {summary['model']['name']} {summary['model']['version']}; research use only, not for diagnosis)",
         f"liver volume: {summary['liver_volume_ml']:.0f} ml; lesions: {len(lesions)}",
     ]
     lines += [
@@ -107,9 +106,32 @@ def _phantom(args) -> int:
     return 0
 
 
-def _synth_tumor(args) -> int:
+def _insertion_liver(args, images: dict, paths: dict) -> tuple:
+    """The liver mask given with --liver, else the one KU Leuven's liver network finds on the first input (real
+    scans seldom come with a liver mask); and where it came from."""
     import SimpleITK as sitk
 
+    from .imageio import read_image
+
+    if args.liver:
+        liver = read_image(args.liver, label=True)
+        liver = liver == args.liver_label if args.liver_label is not None else liver > 0
+        if not sitk.GetArrayViewFromImage(liver).any():
+            raise LiverFusionError(f"{args.liver}: the liver mask is empty")
+        return liver, str(Path(args.liver).resolve())
+    from .inference import pick_device
+    from .kuleuven_predict import liver_only
+    from .model_store import load
+
+    role, device = next(iter(images)), pick_device("auto")
+    bundle = load("pyliverlesionseg", device)
+    liver = liver_only(images[role], role, bundle.network, device)
+    if not sitk.GetArrayViewFromImage(liver).any():
+        raise LiverFusionError(f"{paths[role]}: {bundle.name} found no liver; pass the liver mask with --liver")
+    return liver, f"{bundle.name} {bundle.version} liver network on {role} (liver.nii.gz)"
+
+
+def _synth_tumor(args) -> int:
     from .imageio import read_image, staged_output, write_image, write_text
     from .roles import parse_inputs
     from .synth_tumor import insert
@@ -117,15 +139,14 @@ def _synth_tumor(args) -> int:
     paths = parse_inputs(args.input)
     images = {role: read_image(path) for role, path in paths.items()}
     center = _center(args.center_lps) if args.center_lps else None
-    liver = read_image(args.liver, label=True)
-    liver = liver == args.liver_label if args.liver_label is not None else liver > 0
-    if not sitk.GetArrayViewFromImage(liver).any():
-        raise LiverFusionError(f"{args.liver}: the liver mask is empty")
+    liver, liver_source = _insertion_liver(args, images, paths)
     done = insert(images, liver, args.type, center, args.diameter_mm, args.seed)
     with staged_output(args.out) as stage:
         for role, image in done.images.items():
             write_image(image, stage / f"{role}.nii.gz")
         write_image(done.label, stage / "label.nii.gz")
+        if not args.liver:
+            write_image(liver, stage / "liver.nii.gz")
         info = {
             "synthetic_lesion": {
                 "type": done.kind,
@@ -134,6 +155,7 @@ def _synth_tumor(args) -> int:
                 "seed": args.seed,
             },
             "malignant": done.malignant,
+            "liver": liver_source,
             "inputs": {role: str(Path(path).resolve()) for role, path in paths.items()},
         }
         write_text(json.dumps(info, indent=2) + "\n", stage / "case.json")
@@ -266,7 +288,9 @@ def parser() -> argparse.ArgumentParser:
     r.set_defaults(func=_register)
     st = sub.add_parser("synth-tumor", help="insert a synthetic lesion into a liver (one image or aligned images)")
     st.add_argument("--input", action="append", required=True, metavar="ROLE=PATH", help="image per role, aligned")
-    st.add_argument("--liver", required=True, help="liver mask (any grid in the images' space)")
+    st.add_argument(
+        "--liver", default=None, help="liver mask (any grid in the images' space); default: found by pyliverlesionseg"
+    )
     st.add_argument("--liver-label", type=int, default=None, help="the liver's value in a multi-organ map (e.g. 5)")
     st.add_argument("--out", required=True)
     st.add_argument("--type", default=None, help="cyst, hemangioma, fnh, hcc, metastasis, cholangiocarcinoma")

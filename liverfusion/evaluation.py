@@ -40,11 +40,13 @@ def evaluate_case(case: Path, model: str | None, align: str, device: str) -> dic
 
 
 def summarise(rows: list[dict]) -> dict:
-    """Mean liver Dice; tumour Dice over cases that have tumour (LiTS's per-case Dice); case AUC."""
+    """Mean liver Dice; tumour Dice over cases that have tumour (LiTS's per-case Dice); case AUC (None for a
+    model that does not rate malignancy)."""
     with_tumor = [r["tumor_dice"] for r in rows if r["tumor_present"]]
+    unrated = any(r["probability"] is None for r in rows)  # a model without a malignancy rating
     return {
         "cases": len(rows),
         "liver_dice": float(np.mean([r["liver_dice"] for r in rows])),
         "tumor_dice": float(np.mean(with_tumor)) if with_tumor else None,
-        "auc": auc([r["probability"] for r in rows], [r["malignant"] for r in rows]),
+        "auc": None if unrated else auc([r["probability"] for r in rows], [r["malignant"] for r in rows]),
     }

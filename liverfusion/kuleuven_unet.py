@@ -48,10 +48,10 @@ LESION = UNetSpec(2, (IN_PLANE, FULL), "valid", "copy", True, (180, 172, 86), (9
 
 def instance_norm(x: torch.Tensor) -> torch.Tensor:
     """Their Lambda layer: (x - mean) / (population std + 1e-7) per sample and channel, no affine.
-    In float32 even under autocast: a float16 variance of large activations overflows."""
-    x = x.float()
+    The variance is floored at 1e-14 before the square root, which changes no output but keeps the gradient
+    of a constant channel finite (the square root's slope at 0 is infinite)."""
     mean = x.mean(dim=(2, 3, 4), keepdim=True)
-    std = ((x - mean) ** 2).mean(dim=(2, 3, 4), keepdim=True).sqrt()
+    std = ((x - mean) ** 2).mean(dim=(2, 3, 4), keepdim=True).clamp_min(1e-14).sqrt()
     return (x - mean) / (std + 1e-7)
 
 
@@ -73,6 +73,11 @@ class KerasBlock(nn.Module):
         self.shortcut, self.residual, self.first = shortcut, residual, first
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """In float32 even under autocast: their pre-norm activations outgrow float16 when fine-tuned."""
+        with torch.autocast(x.device.type, enabled=False):
+            return self._forward(x.float())
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
         block_input = x
         for j, conv in enumerate(self.convs):
             if not (self.first and j == 0):

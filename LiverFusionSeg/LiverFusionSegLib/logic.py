@@ -31,7 +31,7 @@ TABLE_ROLE = "liverFusionLesionTable"
 ATTENTION_ROLE = "liverFusionAttention"
 ATTENTION_ATTRIBUTE = "LiverFusion.Attention"
 PROBABILITY_ATTRIBUTE = "LiverFusion.MalignancyProbability"
-DISCLAIMER = "Research use only: the model was trained on synthetic phantoms and is not validated for diagnosis."
+DISCLAIMER = "Research use only: the models are not validated for diagnosis (see each model's card)."
 
 # Lesion table columns: name, VTK array class, unit.
 LESION_COLUMNS = (("id", vtk.vtkIntArray, ""), ("volume_ml", vtk.vtkDoubleArray, "ml"),

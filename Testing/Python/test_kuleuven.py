@@ -138,3 +138,36 @@ def test_train_with_their_encoder_gives_a_bundle_that_segments(small_ctmri, smal
     assert main(["segment", *inputs, "--out", str(out), "--model", str(bundle), "--align", "none"]) == 0
     assert sitk.ReadImage(str(out / "segmentation.nii.gz")).GetSize() == sitk.ReadImage(
         str(small_ctmri / "ct.nii.gz")).GetSize()
+
+
+@pytest.mark.slow
+def test_segment_with_their_models_on_the_real_mr_keeps_the_contract(real_data, tmp_path, capsys):
+    """Liver from their liver model (edge-padded, see kuleuven_predict.liver_mask), lesions from their lesion
+    model, and no malignancy rating: null in result.json, `not rated` for the user."""
+    folder = real_data / "totalsegmentator_examples"
+    out = tmp_path / "result"
+    mri = ["--input", f"mri={folder / 'example_mr_sm.nii.gz'}", "--out", str(out), "--device", "cpu"]
+    assert main(["segment", *mri, "--model", "pyliverlesionseg"]) == 0
+    assert "malignancy probability: not rated" in capsys.readouterr().out
+    summary = json.loads((out / "result.json").read_text())
+    assert summary["model"]["name"] == "pyliverlesionseg" and summary["malignancy_probability"] is None
+    assert all(les["malignancy_probability"] is None for les in summary["lesions"])
+    assert (out / "report.html").is_file() and (out / "attention.nii.gz").is_file()
+    labels = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "segmentation.nii.gz"))) > 0
+    truth = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "example_seg_mr.nii.gz"))) == 5
+    assert 2 * (labels & truth).sum() / (labels.sum() + truth.sum()) >= 0.85  # 0.0 with their zero padding
+
+
+@pytest.mark.slow
+def test_synthetic_tumour_goes_into_the_liver_their_network_finds(real_data, tmp_path):
+    folder = real_data / "totalsegmentator_examples"
+    out = tmp_path / "synth"
+    ct = folder / "example_ct_sm.nii.gz"
+    assert main(["synth-tumor", "--input", f"nc={ct}", "--out", str(out), "--seed", "3", "--diameter-mm", "20"]) == 0
+    info = json.loads((out / "case.json").read_text())
+    assert info["liver"].startswith("pyliverlesionseg")
+    liver = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "liver.nii.gz"))) > 0
+    lesion = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "label.nii.gz"))) == 2
+    truth = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "example_seg_fast_liver.nii.gz"))) > 0
+    assert lesion.sum() > 0 and (lesion & liver).sum() == lesion.sum()
+    assert (lesion & truth).sum() >= 0.95 * lesion.sum()  # inside the real liver too, not only the found one

@@ -1,5 +1,5 @@
 """PyTorch port of the KU Leuven liver and lesion U-Nets (PyPI `pyliverlesionseg` 0.3, Apache-2.0; Tang et al.,
-EJNMMI Physics 2020), so that their clinically trained weights run without TensorFlow 1.12.
+Eur J Nucl Med Mol Imaging 2020), so that their clinically trained weights run without TensorFlow 1.12.
 
 A literal translation of `architectures/unet_generalized.py` (UG) for the two configurations their prediction uses
 (`cnn_liver_lesion_seg_CT_MR_functions.py` lines 152-175 and 263-287). Tensors are (N, C, X, Y, Z), X, Y, Z being the

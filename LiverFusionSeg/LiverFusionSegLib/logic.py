@@ -229,8 +229,8 @@ class SegLogic:
         """
         logits_node = segmentationNode.GetNodeReference(LOGITS_ROLE)
         if logits_node is None:
-            raise LiverFusionError(f"{segmentationNode.GetName()}: holds no LiverFusion malignancy map; "
-                                   "run Apply to create one")
+            raise LiverFusionError(f"{segmentationNode.GetName()}: holds no LiverFusion malignancy map (not made "
+                                   "by Apply, or by a model that does not rate malignancy)")
         logits = mrmlio.image_from_volume(logits_node)
         labels = self.labelsFromSegmentation(segmentationNode, logits)
         lesions, _ = postprocess.find_lesions(labels, logits)

@@ -369,6 +369,28 @@ def test_reclassify_after_erasing_tumors_and_painting_a_cube(run):
     assert erased["lesionTable"].GetNumberOfRows() == 0 and erased["probability"] == 0.0
 
 
+@pytest.mark.slow
+def test_a_model_that_does_not_rate_malignancy_publishes_no_rating(real_data):
+    """KU Leuven's networks (`pyliverlesionseg`) segment but do not classify: no logits node, NaN probabilities,
+    and Re-classify says why it cannot run."""
+    scene = slicer.vtkMRMLScene()
+    mr = load_with_slicer_reader(scene, real_data / "totalsegmentator_examples" / "example_mr_sm.nii.gz", "mr")
+    seg = logic.SegLogic(scene)
+    result = seg.compute(seg.readInputs({"mri": mr}), "none", "cpu", "pyliverlesionseg")
+    outputs = seg.publish(result, {"mri": mr})
+    segmentation, table = outputs["segmentation"], outputs["lesionTable"]
+    assert outputs["logits"] is None and outputs["probability"] is None
+    assert segmentation.GetNodeReference(logic.LOGITS_ROLE) is None
+    assert segmentation.GetAttribute(logic.PROBABILITY_ATTRIBUTE) == "nan"
+    assert table.GetNumberOfRows() == len(result.lesions) > 0
+    column = table.GetTable().GetColumnByName("probability")
+    assert all(np.isnan(column.GetValue(i)) for i in range(table.GetNumberOfRows()))
+    assert mrmlio.segment_mask(segmentation, segmentation.GetSegmentation().GetSegmentIdBySegmentName("Liver"),
+                               mrmlio.image_from_volume(mr)).any()
+    with pytest.raises(LiverFusionError, match="does not rate malignancy"):
+        seg.reclassify(segmentation)
+
+
 def test_reclassify_needs_a_liverfusion_segmentation():
     scene = slicer.vtkMRMLScene()
     plain = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "manual")

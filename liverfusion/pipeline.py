@@ -179,6 +179,8 @@ def run_case(
     bundle = model_store.load(model, dev)
     reference = choose_reference(images)
     warnings = []
+    if is_single_image(bundle) and len(images) > 1:
+        warnings.append(f"{bundle.name} segments one image, the reference ({reference}); the others are only aligned")
     focus = None
     if align == "deformable" and len(images) > 1:
         report(0.02, "find liver")

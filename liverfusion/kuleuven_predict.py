@@ -188,9 +188,10 @@ def lesion_probability(
     near = zoom3d(liver.astype(np.float64), zoom) > 0.5
     mask = ndimage.binary_dilation(near, ndimage.iterate_structure(_STRUCTURE, 2))
     image = np.clip(np.where(mask, image, -0.5), -0.5, 0.5)
-    box = ndimage.find_objects(mask.astype(np.int32))[0]
     probability = np.zeros(image.shape, np.float32)
-    probability[box] = tile_predict(image[box].astype(np.float32), net, device, on_tile)
+    if mask.any():  # a liver of a voxel or two can vanish on the lesion grid
+        box = ndimage.find_objects(mask.astype(np.int32))[0]
+        probability[box] = tile_predict(image[box].astype(np.float32), net, device, on_tile)
     return ndimage.zoom(probability, [n / m for n, m in zip(volume.shape, probability.shape)], order=1)
 
 
@@ -219,8 +220,9 @@ def liver_only(image: sitk.Image, role: str, pair: KULeuvenPair, device) -> sitk
 
 def prediction(image: sitk.Image, role: str, pair: KULeuvenPair, device, on_tile: OnTile | None = None) -> Prediction:
     """Their two models as our network's output on `image`'s own grid: (background, liver, tumour) =
-    (1 - L, L (1 - q), L q) for liver mask L and lesion probability q, so the argmax is theirs at 0.5; no
-    malignancy rating; the one input used gets all the fusion weight."""
+    (1 - L, L (1 - q), L q) for liver mask L and lesion probability q, so the argmax calls tumour where q > 0.5
+    (q resampled to the image first; theirs thresholds on the lesion grid, then resamples the mask); no malignancy
+    rating; the one input used gets all the fusion weight."""
     liver, lesion = (sitk.GetArrayFromImage(m) for m in predict(image, modality_of(role), pair, device, on_tile))
     probabilities = np.stack([1.0 - liver, liver * (1.0 - lesion), liver * lesion]).astype(np.float32)
     weights = np.zeros((len(CHANNELS), 1, 1, 1), np.float32)

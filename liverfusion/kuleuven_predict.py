@@ -4,10 +4,10 @@
 Liver (F:1124-1227): resample to 1.5 mm, median 3, resample to 3 mm (pymirc `zoom3d`), scale intensities, one
 patch at the image centre, probability > 0.5, erosion, largest component, dilation, back to the image grid.
 Lesion (F:1260-1383): intensities scaled (MR: on the liver's median and range), resampled to 1 x 1 x 3 mm, masked
-to the dilated liver, predicted in tiles. Two deliberate departures, both for robustness: their CT/MR body-crop
-heuristics are not used (they loop forever on some scans, F:500-503), so an image larger than the liver model's
-output is tiled instead of extrapolated; and an empty liver prediction stays empty (theirs then labels the whole
-background liver, F:906-911).
+to the dilated liver, predicted in tiles. Three departures, each for a measured reason: their CT/MR body-crop
+heuristics (which loop forever on some scans, F:500-503) give way to the body's in-plane bounding box (`body_box`),
+and an image larger than the liver model's output is tiled instead of extrapolated; the liver patch is edge-padded
+(`liver_mask`); an empty liver prediction stays empty (theirs then labels the whole background liver, F:906-911).
 """
 
 from __future__ import annotations

@@ -37,8 +37,8 @@ def zoom_matrix(n: int, zoom: float) -> np.ndarray:
     weights = np.zeros((size, n))
     if zoom >= 1:
         centres = (np.arange(size) - 0.5 * size + 0.5) / zoom + 0.5 * n - 0.5
-        left = np.floor(centres).astype(int)
-        for rows, cols, w in ((np.arange(size), left, left + 1 - centres), (np.arange(size), left + 1, centres - left)):
+        left, rows = np.floor(centres).astype(int), np.arange(size)
+        for cols, w in ((left, left + 1 - centres), (left + 1, centres - left)):
             ok = (cols >= 0) & (cols < n)
             np.add.at(weights, (rows[ok], cols[ok]), w[ok])
         return weights
@@ -134,23 +134,29 @@ def scale_for_liver(volume: np.ndarray, modality: str) -> np.ndarray:
 def scale_for_lesion(volume: np.ndarray, liver: np.ndarray, modality: str) -> np.ndarray:
     """F:1298-1316: CT as for the liver; MR centred on the liver's median, its extremes at +-0.5."""
     if modality == CT:
-        return np.clip(volume / 1000, -0.2, 0.2) * 2.5
+        return scale_for_liver(volume, CT)
     values = volume[liver]
     median = np.median(values)
     spread = max(abs(values.min() - median), abs(values.max() - median), 1e-6)
     return (volume - median) * (0.5 / spread)
 
 
+def largest_component(mask: np.ndarray) -> np.ndarray | None:
+    """The largest 6-connected component of a mask (their `label` default); None for an empty mask."""
+    labels, count = ndimage.label(mask)
+    if count == 0:
+        return None
+    return labels == 1 + int(np.argmax(ndimage.sum_labels(mask, labels, range(1, count + 1))))
+
+
 def body_box(volume: np.ndarray, modality: str) -> tuple[slice, slice, slice]:
     """The in-plane bounding box of the body (the largest component above their tissue thresholds: -150 HU,
     1% of the MR maximum; F:1127-1143), every slice kept: what their crop is for ("the whole abdomen in each
     slice"), without their heuristics that can loop forever."""
-    body = volume > (-150.0 if modality == CT else 0.01 * float(volume.max()))
-    labels, count = ndimage.label(body)
-    if count == 0:
+    body = largest_component(volume > (-150.0 if modality == CT else 0.01 * float(volume.max())))
+    if body is None:
         return (slice(None),) * 3
-    largest = labels == 1 + int(np.argmax(ndimage.sum_labels(body, labels, range(1, count + 1))))
-    x, y, _ = ndimage.find_objects(largest.astype(np.int32))[0]
+    x, y, _ = ndimage.find_objects(body.astype(np.int32))[0]
     return x, y, slice(None)
 
 
@@ -169,11 +175,9 @@ def liver_mask(
     fine = ndimage.median_filter(zoom3d(volume[box], spacing / (target / 2)), size=3)
     coarse = scale_for_liver(zoom3d(fine, np.full(3, 0.5)), modality)
     probability = tile_predict(coarse.astype(np.float32), net, device, edge=edge)
-    mask = ndimage.binary_erosion(probability > 0.5, ndimage.iterate_structure(_STRUCTURE, 1))
-    labels, count = ndimage.label(mask)
+    largest = largest_component(ndimage.binary_erosion(probability > 0.5, ndimage.iterate_structure(_STRUCTURE, 1)))
     out = np.zeros(volume.shape, bool)
-    if count:
-        largest = labels == 1 + int(np.argmax(ndimage.sum_labels(mask, labels, range(1, count + 1))))
+    if largest is not None:
         mask = ndimage.binary_dilation(largest, ndimage.iterate_structure(_STRUCTURE, 1))
         zoom = [n / m for n, m in zip(volume[box].shape, mask.shape)]
         out[box] = ndimage.zoom(mask.astype(np.float32), zoom, order=1) > 0

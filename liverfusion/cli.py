@@ -327,6 +327,12 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--fill-mri", action="store_true", help="cases without MRI get their CT translated to MRI")
     t.add_argument("--encoder", default="unet", choices=["unet", "kuleuven"], help="kuleuven: KU Leuven's encoder")
     t.add_argument("--pretrained", default=None, help="start --encoder kuleuven from this bundle (pyliverlesionseg)")
+    t.add_argument(
+        "--architecture",
+        default="fusion",
+        choices=["fusion", "unet", "attentionunet", "segresnet"],  # baselines.KINDS, without importing torch
+        help="fusion: our network; the others: MONAI baselines taking all inputs as channels (benchmarks)",
+    )
     t.set_defaults(func=_train)
     c = sub.add_parser("ct2mri", help="translate a CT into an MRI-like image on the CT's grid")
     c.add_argument("--input", required=True, help="CT: NIfTI/NRRD/MHA file or DICOM folder")

@@ -16,13 +16,18 @@ from pathlib import Path
 
 import torch
 
+from .baselines import BaselineNet
 from .errors import ModelError
 from .fusion_net import FusionNet
 from .kuleuven_unet import KULeuvenPair
 
 DEFAULT_MODEL = "liverfusion_attention"
 # `inference.json`'s "architecture": which class its "network" arguments build
-ARCHITECTURES: dict[str, Callable[..., torch.nn.Module]] = {"fusion": FusionNet, "kuleuven": KULeuvenPair}
+ARCHITECTURES: dict[str, Callable[..., torch.nn.Module]] = {
+    "fusion": FusionNet,
+    "kuleuven": KULeuvenPair,
+    "baseline": BaselineNet,
+}
 SEGMENTATION, TRANSLATOR = "segmentation", "translator"
 MODELS_DIR = Path(os.environ.get("LIVERFUSION_MODELS", Path(__file__).resolve().parents[1] / "Resources" / "Models"))
 

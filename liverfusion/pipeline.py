@@ -197,15 +197,8 @@ def run_case(
         translated = {"mri": ct2mri.translate(images[reference], translator, dev)}
         timings["translate"] = time.perf_counter() - t
     report(0.5, "infer")
-    t = time.perf_counter()
-    transforms = {role: r.transform for role, r in regs.items()}
     network_inputs = {**images, **translated}
-    grid, pred = network_on_grid(network_inputs, reference, transforms, bundle, dev, report)
-    timings["infer"] = time.perf_counter() - t
-    report(0.8, "postprocess")
-    t = time.perf_counter()
-    result = _postprocess(pred, grid, network_inputs, reference, regs)
-    timings["postprocess"] = time.perf_counter() - t
+    result = segment_aligned(network_inputs, reference, regs, bundle, dev, report, timings)
     warnings += [w for r in regs.values() for w in r.warnings]
     return CaseResult(
         reference=reference,
@@ -218,6 +211,29 @@ def run_case(
         translator=translator,
         **result,
     )
+
+
+def segment_aligned(
+    images: dict[str, sitk.Image],
+    reference: str,
+    regs: dict[str, registration.Registration],
+    bundle: model_store.Bundle,
+    device,
+    report: Reporter = silent,
+    timings: dict[str, float] | None = None,
+) -> dict:
+    """Network and post-processing on inputs already aligned by `regs`: the fields of a CaseResult that they
+    make. Benchmarks call it to compare models on one alignment."""
+    timings = {} if timings is None else timings
+    t = time.perf_counter()
+    transforms = {role: r.transform for role, r in regs.items()}
+    grid, pred = network_on_grid(images, reference, transforms, bundle, device, report)
+    timings["infer"] = time.perf_counter() - t
+    report(0.8, "postprocess")
+    t = time.perf_counter()
+    result = _postprocess(pred, grid, images, reference, {role: regs[role] for role in images if role in regs})
+    timings["postprocess"] = time.perf_counter() - t
+    return result
 
 
 MAP_LEVELS = 255

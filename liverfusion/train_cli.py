@@ -46,6 +46,7 @@ def run_training(args: argparse.Namespace) -> int:
         fill_mri=args.fill_mri,
         encoder=args.encoder,
         pretrained=args.pretrained,
+        architecture=args.architecture,
         **({"batch_size": args.batch_size} if args.batch_size else {}),
         **({"patch": (81,) * 3, "roi_size": (81,) * 3} if args.encoder == "kuleuven" else {}),
     )
@@ -54,8 +55,14 @@ def run_training(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
     init = _initial_weights(args.init) if args.init else None
     net, best = train(train_cases, val, work, cfg, device, resume=args.resume, init=init)
+    network = (
+        {"features": list(cfg.features), "encoder": cfg.encoder}
+        if cfg.architecture == "fusion"
+        else {"kind": cfg.architecture}
+    )
     config = {
-        "network": {"features": list(cfg.features), "encoder": cfg.encoder},
+        **({} if cfg.architecture == "fusion" else {"architecture": "baseline"}),
+        "network": network,
         "spacing_mm": list(cfg.spacing_mm),
         "roi_size": list(cfg.roi_size),
         "channels": list(CHANNELS),
@@ -130,13 +137,7 @@ def model_card(meta: dict, cfg: TrainConfig, best: dict) -> str:
 {meta["intended_use"]}
 
 ## Architecture
-One shared encoder per present modality (channels {", ".join(CHANNELS)}) with a learned modality embedding, so
-any subset of inputs works and the weights are shared across modalities (a small dataset cannot feed five
-encoders). At every scale the modalities are fused by squeeze-and-excitation channel attention and a spatial
-softmax over present modalities (the `attention_<role>` maps). DANet position and channel attention at the
-bottleneck (as in DTAN). Attention-gated U-Net decoder (Oktay) with deep supervision; features {list(cfg.features)}.
-A voxel-wise malignancy head, linear on decoder features: pooling its logits over a lesion gives that lesion's
-probability, and the logit map is an exact class-activation map (`attention.nii.gz`).
+{architecture_text(cfg)}
 
 ## Training
 Data: {meta["training_data"]["train_cases"]} cases: {meta["training_data"]["source"]}; validation on
@@ -153,3 +154,20 @@ tumour Dice {best.get("tumor", float("nan")):.3f}. Held-out figures: see the REA
 ## Limits
 Synthetic training data only: real scans differ in texture, anatomy and artefacts. Not a medical device.
 """
+
+
+def architecture_text(cfg: TrainConfig) -> str:
+    """The card's architecture paragraph: the fusion network, or the MONAI baseline it was trained as."""
+    if cfg.architecture != "fusion":
+        return (
+            f"MONAI {cfg.architecture} (`liverfusion/baselines.py`), a baseline of the fusion network's benchmark: "
+            f"all inputs as channels {', '.join(CHANNELS)} (zeros where missing, early fusion), four outputs "
+            "(background, liver, tumour, malignancy logit)."
+        )
+    return f"""One shared encoder per present modality (channels {", ".join(CHANNELS)}) with a learned modality embedding, so
+any subset of inputs works and the weights are shared across modalities (a small dataset cannot feed five
+encoders). At every scale the modalities are fused by squeeze-and-excitation channel attention and a spatial
+softmax over present modalities (the `attention_<role>` maps). DANet position and channel attention at the
+bottleneck (as in DTAN). Attention-gated U-Net decoder (Oktay) with deep supervision; features {list(cfg.features)}.
+A voxel-wise malignancy head, linear on decoder features: pooling its logits over a lesion gives that lesion's
+probability, and the logit map is an exact class-activation map (`attention.nii.gz`)."""

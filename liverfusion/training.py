@@ -31,6 +31,7 @@ from monai.transforms import (
 from tqdm import tqdm
 
 from . import model_store
+from .baselines import BaselineNet
 from .constants import TUMOR
 from .dataset import cache_all
 from .fusion_net import FusionNet
@@ -54,6 +55,7 @@ class TrainConfig:
     fill_mri: bool = False  # cases without MRI get their CT translated to MRI in the MRI channel
     encoder: str = "unet"  # or "kuleuven": KU Leuven's liver-network encoder (patches must divide by 27)
     pretrained: str | None = None  # a bundle of their weights to start that encoder from (transfer learning)
+    architecture: str = "fusion"  # or a MONAI baseline of `baselines.KINDS` (issue 5's benchmark)
 
 
 warnings.filterwarnings("ignore", message="no available indices of class")  # tumour-free cases are expected
@@ -199,10 +201,12 @@ def learning_rate_factor(step: int, elapsed_s: float, cfg: TrainConfig) -> float
     return 0.5 * (1 + math.cos(math.pi * (progress - 0.05) / 0.95))
 
 
-def initial_network(cfg: TrainConfig) -> FusionNet:
+def initial_network(cfg: TrainConfig) -> torch.nn.Module:
     """The network a run starts from: seeded, so that a transfer run and a run from scratch differ only in
     the encoder's starting weights."""
     torch.manual_seed(cfg.seed)
+    if cfg.architecture != "fusion":
+        return BaselineNet(cfg.architecture)
     net = FusionNet(features=cfg.features, encoder=cfg.encoder)
     if cfg.pretrained:
         net.load_kuleuven_encoder(model_store.load(cfg.pretrained).network)

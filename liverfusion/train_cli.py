@@ -164,8 +164,8 @@ def architecture_text(cfg: TrainConfig) -> str:
             f"all inputs as channels {', '.join(CHANNELS)} (zeros where missing, early fusion), four outputs "
             "(background, liver, tumour, malignancy logit)."
         )
-    return f"""One shared encoder per present modality (channels {", ".join(CHANNELS)}) with a learned modality embedding, so
-any subset of inputs works and the weights are shared across modalities (a small dataset cannot feed five
+    return f"""One shared encoder per present modality (channels {", ".join(CHANNELS)}) with a learned modality
+embedding, so any subset of inputs works and the weights are shared across modalities (a small dataset cannot feed five
 encoders). At every scale the modalities are fused by squeeze-and-excitation channel attention and a spatial
 softmax over present modalities (the `attention_<role>` maps). DANet position and channel attention at the
 bottleneck (as in DTAN). Attention-gated U-Net decoder (Oktay) with deep supervision; features {list(cfg.features)}.

@@ -195,10 +195,30 @@ def _batch(args) -> int:
 
 
 def _evaluate(args) -> int:
+    if args.dataset:
+        return _evaluate_dataset(args)
     from .imageio import read_image
     from .metrics import evaluate
 
+    if not (args.pred and args.truth):
+        raise LiverFusionError("evaluate: give --pred and --truth, or --dataset and --out")
     print(json.dumps(evaluate(read_image(args.pred, label=True), read_image(args.truth, label=True)), indent=2))
+    return 0
+
+
+def _evaluate_dataset(args) -> int:
+    from .evaluation import evaluate_dataset
+    from .postprocess import rounded
+    from .progress import terminal_bar
+
+    if not args.out:
+        raise LiverFusionError(f"--dataset {args.dataset}: --out is required (where the tables go)")
+    if not Path(args.dataset).is_dir():
+        raise LiverFusionError(f"--dataset {args.dataset}: no such folder")
+    with terminal_bar() as report:
+        summary = evaluate_dataset(Path(args.dataset), args.model, args.align, args.device, Path(args.out), report)
+    print(json.dumps({k: rounded(v) if isinstance(v, float) else v for k, v in summary.items()}, indent=2))
+    print(f"per-case tables: {Path(args.out).resolve() / 'cases.csv'}")
     return 0
 
 
@@ -306,9 +326,14 @@ def parser() -> argparse.ArgumentParser:
     ph.add_argument("--jobs", type=int, default=None, help="processes (default: every core)")
     ph.add_argument("--small", action="store_true", help="coarser voxels, for quick tests")
     ph.set_defaults(func=_phantom)
-    e = sub.add_parser("evaluate", help="overlap and distance metrics of a segmentation")
-    e.add_argument("--pred", required=True)
-    e.add_argument("--truth", required=True)
+    e = sub.add_parser("evaluate", help="metrics of a segmentation, or of a model on a folder of cases")
+    e.add_argument("--pred", help="a segmentation to score against --truth")
+    e.add_argument("--truth")
+    e.add_argument("--dataset", help="case folders with ground truth (phantom layout): run --model on each")
+    e.add_argument("--model", default=None, help="model name under Resources/Models or a bundle folder")
+    e.add_argument("--out", help="with --dataset: folder for cases.csv, cases.json and summary.json")
+    e.add_argument("--align", default="deformable", choices=["none", "rigid", "deformable"])
+    e.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     e.set_defaults(func=_evaluate)
     t = sub.add_parser("train", help="train a model bundle on case folders")
     t.add_argument("--data", nargs="+", required=True, help="folders of case folders (phantom layout)")

@@ -1,52 +1,131 @@
-"""Held-out evaluation of a model on case folders with ground truth: the figures in the model card and README.
+"""Held-out evaluation of a model on case folders with ground truth (`liverfusion evaluate --dataset`): the
+figures in the model card, the README and the benchmarks.
 
 Runs the whole pipeline (alignment included) on each case, as a user would, and scores liver and tumour
-against the reference label and the malignancy probability against the case's truth (ROC AUC).
+against the reference label (LiTS's overlap and distance metrics), lesions by detection, and the case's
+malignancy probability against its truth (ROC AUC, and macro F1 and accuracy at 0.5).
 """
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
 import numpy as np
+import SimpleITK as sitk
 
-from .dataset import case_roles
-from .imageio import read_image
+from .constants import TUMOR
+from .dataset import case_roles, find_cases
+from .imageio import read_image, staged_output, write_text
 from .metrics import auc, evaluate
 from .pipeline import read_inputs, run_case
+from .progress import Reporter, silent
 from .roles import choose_reference
+
+OVERLAP = ("dice", "jaccard", "sensitivity", "precision", "specificity", "hd95_mm")
+
+
+def truth_of(case: Path) -> tuple[sitk.Image, dict]:
+    """The reference image's label and `case.json` of a case folder."""
+    truth = read_image(case / f"label_{choose_reference(case_roles(case))}.nii.gz", label=True)
+    return truth, json.loads((case / "case.json").read_text())
+
+
+def detection(pred: sitk.Image, truth: sitk.Image) -> dict[str, int]:
+    """Lesion-level counts: a true lesion is found when a predicted tumour voxel touches it, a predicted lesion
+    is right when it touches a true one (LiTS's detection criterion at its loosest)."""
+    pred = sitk.Resample(pred, truth, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
+    p_cc = sitk.GetArrayFromImage(sitk.ConnectedComponent(pred == TUMOR))
+    t_cc = sitk.GetArrayFromImage(sitk.ConnectedComponent(truth == TUMOR))
+    return {
+        "lesions_true": int(t_cc.max()),
+        "lesions_found": int(len(np.unique(t_cc[(t_cc > 0) & (p_cc > 0)]))),
+        "lesions_pred": int(p_cc.max()),
+        "lesions_right": int(len(np.unique(p_cc[(p_cc > 0) & (t_cc > 0)]))),
+    }
+
+
+def score(labels: sitk.Image, truth: sitk.Image, info: dict, probability: float | None) -> dict:
+    """One case's row: overlap metrics of liver and tumour, detection counts, and the malignancy truth."""
+    metrics = evaluate(labels, truth)
+    row = {f"{organ}_{k}": metrics[organ][k] for organ in ("liver", "tumor") for k in OVERLAP}
+    return {
+        **row,
+        **detection(labels, truth),
+        "tumor_present": bool(info["lesions"]),
+        "malignant": bool(info["malignant"]),
+        "probability": probability,
+    }
 
 
 def evaluate_case(case: Path, model: str | None, align: str, device: str) -> dict:
     roles = case_roles(case)
-    images = read_inputs({r: str(case / f"{r}.nii.gz") for r in roles})
-    result = run_case(images, align, device, model)
-    truth = read_image(case / f"label_{choose_reference(roles)}.nii.gz", label=True)
-    metrics = evaluate(result.labels, truth)
-    info = json.loads((case / "case.json").read_text())
+    result = run_case(read_inputs({r: str(case / f"{r}.nii.gz") for r in roles}), align, device, model)
+    truth, info = truth_of(case)
+    row = score(result.labels, truth, info, result.probability)
+    return {"case": case.name, "roles": "+".join(roles), **row, "seconds": sum(result.timings.values())}
+
+
+def _mean(values: list) -> float | None:
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+def classification(rows: list[dict]) -> dict[str, float | None]:
+    """Case-level AUC, and macro F1 and accuracy at probability 0.5; None for a model that does not rate."""
+    if any(r["probability"] is None for r in rows):
+        return {"auc": None, "macro_f1": None, "accuracy": None}
+    scores, truth = np.array([r["probability"] for r in rows]), np.array([r["malignant"] for r in rows])
+    called = scores >= 0.5
+    f1 = []
+    for cls in (True, False):
+        tp = np.sum((called == cls) & (truth == cls))
+        denominator = np.sum(called == cls) + np.sum(truth == cls)
+        f1.append(1.0 if denominator == 0 else 2 * tp / denominator)
     return {
-        "case": case.name,
-        "roles": roles,
-        "liver_dice": metrics["liver"]["dice"],
-        "tumor_dice": metrics["tumor"]["dice"],
-        "tumor_present": bool(info["lesions"]),
-        "malignant": bool(info["malignant"]),
-        "probability": result.probability,
-        "lesions_found": len(result.lesions),
-        "lesions_true": len(info["lesions"]),
-        "seconds": sum(result.timings.values()),
+        "auc": auc(list(scores), list(truth)),
+        "macro_f1": float(np.mean(f1)),
+        "accuracy": float(np.mean(called == truth)),
     }
 
 
 def summarise(rows: list[dict]) -> dict:
-    """Mean liver Dice; tumour Dice over cases that have tumour (LiTS's per-case Dice); case AUC (None for a
-    model that does not rate malignancy)."""
-    with_tumor = [r["tumor_dice"] for r in rows if r["tumor_present"]]
-    unrated = any(r["probability"] is None for r in rows)  # a model without a malignancy rating
-    return {
-        "cases": len(rows),
-        "liver_dice": float(np.mean([r["liver_dice"] for r in rows])),
-        "tumor_dice": float(np.mean(with_tumor)) if with_tumor else None,
-        "auc": None if unrated else auc([r["probability"] for r in rows], [r["malignant"] for r in rows]),
-    }
+    """Means over cases (tumour metrics over cases that have tumour: LiTS's per-case Dice), lesion detection
+    pooled over cases, and the case-level classification figures."""
+    with_tumor = [r for r in rows if r["tumor_present"]]
+    out: dict = {"cases": len(rows), "cases_with_tumor": len(with_tumor)}
+    for k in OVERLAP:
+        out[f"liver_{k}"] = _mean([r[f"liver_{k}"] for r in rows])
+        out[f"tumor_{k}"] = _mean([r[f"tumor_{k}"] for r in with_tumor])
+    true, pred = sum(r["lesions_true"] for r in rows), sum(r["lesions_pred"] for r in rows)
+    out["lesion_recall"] = sum(r["lesions_found"] for r in rows) / true if true else None
+    out["lesion_precision"] = sum(r["lesions_right"] for r in rows) / pred if pred else None
+    return {**out, **classification(rows)}
+
+
+def write_tables(rows: list[dict], summary: dict, out: Path) -> None:
+    """`cases.csv`, `cases.json` and `summary.json` in `out`, written whole or not at all."""
+    with staged_output(out) as stage:
+        fields = list(rows[0]) if rows else ["case"]
+        with open(stage / "cases.csv", "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fields)
+            writer.writeheader()
+            writer.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)
+        write_text(json.dumps(rows, indent=2) + "\n", stage / "cases.json")
+        write_text(json.dumps(summary, indent=2) + "\n", stage / "summary.json")
+
+
+def evaluate_dataset(
+    dataset: Path, model: str | None, align: str, device: str, out: Path, report: Reporter = silent
+) -> dict:
+    """Evaluate every case folder under `dataset`; write the per-case and summary tables to `out`."""
+    cases = find_cases([dataset])
+    rows = []
+    for i, case in enumerate(cases):
+        report(i / len(cases), case.name)
+        rows.append(evaluate_case(case, model, align, device))
+    report(1.0, "done")
+    summary = summarise(rows)
+    write_tables(rows, summary, out)
+    return summary

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,8 +87,10 @@ def network_on_grid(
     bundle: model_store.Bundle,
     device,
     report: Reporter = silent,
+    use: Collection[str] | None = None,
 ) -> tuple[sitk.Image, Prediction]:
-    """Resample the (aligned) inputs onto the model grid of the reference, stack them and run the network.
+    """Resample the (aligned) inputs onto the model grid of the reference, stack them and run the network;
+    `use` names the inputs the network sees (default all; the reference still gives the grid).
     A single-image model (KU Leuven's) runs on the reference alone, on its own grid, its lesion tiles reported
     between 0.55 and 0.8 (minutes on a CPU)."""
     if is_single_image(bundle):
@@ -98,7 +101,11 @@ def network_on_grid(
         pred = kuleuven_predict.prediction(images[reference], reference, bundle.network, device, on_tile)
         return images[reference], pred
     grid = canonical_grid(images[reference], tuple(bundle.config["spacing_mm"]))
-    arrays = {role: to_grid(image, grid, role, transforms.get(role)) for role, image in images.items()}
+    arrays = {
+        role: to_grid(image, grid, role, transforms.get(role))
+        for role, image in images.items()
+        if use is None or role in use
+    }
     stacked, present = stack_channels(arrays)
     pred = predict(bundle.network, stacked, present, tuple(bundle.config["roi_size"]), device)
     air = air_mask(images[reference], grid, reference)
@@ -221,17 +228,19 @@ def segment_aligned(
     device,
     report: Reporter = silent,
     timings: dict[str, float] | None = None,
+    use: Collection[str] | None = None,
 ) -> dict:
     """Network and post-processing on inputs already aligned by `regs`: the fields of a CaseResult that they
-    make. Benchmarks call it to compare models on one alignment."""
+    make. Benchmarks call it to compare models, and subsets of inputs (`use`), on one alignment."""
     timings = {} if timings is None else timings
     t = time.perf_counter()
     transforms = {role: r.transform for role, r in regs.items()}
-    grid, pred = network_on_grid(images, reference, transforms, bundle, device, report)
+    grid, pred = network_on_grid(images, reference, transforms, bundle, device, report, use)
     timings["infer"] = time.perf_counter() - t
     report(0.8, "postprocess")
     t = time.perf_counter()
-    result = _postprocess(pred, grid, images, reference, {role: regs[role] for role in images if role in regs})
+    used = {role: r for role, r in regs.items() if use is None or role in use}
+    result = _postprocess(pred, grid, images, reference, used)
     timings["postprocess"] = time.perf_counter() - t
     return result
 

@@ -243,3 +243,22 @@ def test_images_that_do_not_overlap_name_the_moving_file(small_ctmri, tmp_path):
     assert done.returncode == 2 and "far.nii.gz" in done.stderr and "overlap" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_evaluate_a_dataset_writes_per_case_and_summary_tables(small_ctmri, tmp_path, capsys):
+    out = tmp_path / "eval"
+    args = ["evaluate", "--dataset", str(small_ctmri.parent), "--out", str(out), "--align", "rigid"]
+    assert main([*args, "--device", "cpu"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["cases"] == 1 and summary["liver_dice"] > 0.5
+    lines = (out / "cases.csv").read_text().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("case,roles,liver_dice") and ",ct+mri," in lines[1]
+    (row,) = json.loads((out / "cases.json").read_text())
+    assert row["case"] == "case" and 0 <= row["lesions_found"] <= row["lesions_true"]
+    assert "cases.csv" in capsys.readouterr().out
+
+
+def test_evaluate_a_dataset_needs_an_output_folder(small_ctmri):
+    done = run("evaluate", "--dataset", str(small_ctmri.parent))
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"error: --dataset {small_ctmri.parent}: --out is required (where the tables go)"

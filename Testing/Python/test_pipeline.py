@@ -8,7 +8,7 @@ from liverfusion import model_store
 from liverfusion.imageio import read_image
 from liverfusion.inference import pick_device
 from liverfusion.metrics import dice
-from liverfusion.pipeline import liver_focus, read_inputs, run_case
+from liverfusion.pipeline import align_all, liver_focus, read_inputs, run_case, segment_aligned
 from liverfusion.registration import resample_to
 
 
@@ -47,3 +47,20 @@ def test_labels_from_the_two_foreground_maps_equal_the_argmax_of_all_three():
     probs = rng.dirichlet([1, 1, 1], size=(20, 30, 40)).transpose(3, 0, 1, 2).astype(np.float32)
     probs[:, 0, 0, :2] = [[0.4, 0.3], [0.4, 0.4], [0.2, 0.3]]  # ties resolve to the lower class, as argmax does
     np.testing.assert_array_equal(_argmax_labels(probs[1], probs[2]), np.argmax(probs, 0))
+
+
+def test_segment_aligned_runs_the_network_on_the_inputs_it_is_told_to_use(small_ctmri):
+    images = read_inputs({r: str(small_ctmri / f"{r}.nii.gz") for r in ("ct", "mri")})
+    regs = align_all(images, "ct", "rigid", lambda *_: None)
+    bundle, device = model_store.load(None), pick_device("cpu")
+    both = segment_aligned(images, "ct", regs, bundle, device)
+    ct_only = segment_aligned(images, "ct", regs, bundle, device, use={"ct"})
+    mri_only = segment_aligned(images, "ct", regs, bundle, device, use={"mri"})
+    for result in (both, ct_only, mri_only):
+        assert result["labels"].GetSize() == images["ct"].GetSize()  # always on the reference grid
+    assert sitk.GetArrayViewFromImage(ct_only["fusion"]["mri"]).max() == 0 and not ct_only["aligned"]
+    assert sitk.GetArrayViewFromImage(mri_only["fusion"]["ct"]).max() == 0 and set(mri_only["aligned"]) == {"mri"}
+    assert sitk.GetArrayViewFromImage(both["fusion"]["mri"]).max() > 0
+    truth = sitk.GetArrayFromImage(read_image(small_ctmri / "label_ct.nii.gz", label=True)) >= 1
+    for result in (ct_only, mri_only):
+        assert dice(sitk.GetArrayFromImage(result["labels"]) >= 1, truth) > 0.7  # one input still segments

@@ -1,51 +1,131 @@
-"""Held-out accuracy of models on phantom cases never used in training (seeds 9000+), all on the same cases.
+"""Issue 5's benchmark: models on held-out phantoms (seeds 9000+ CT+MRI, 9500+ multiphase; training uses 1000+ and
+5000+), every model on the same alignment of each case.
 
-Prints per-case rows and one summary per model (liver Dice, tumour Dice per case with tumour, malignancy AUC).
-A peer such as `pyliverlesionseg` (KU Leuven, one image: the reference) runs through the same pipeline.
-Usage: python Testing/benchmarks/bench_models.py [--cases 10] [--align deformable] [--models NAME_OR_DIR ...]
+Prints a row per case and model, then Diff4MMLiTS's Table I (tumour DSC, JAC, SE, PRE) with liver Dice, lesion
+recall and the malignancy AUC and macro F1, per protocol: each model with all inputs, the first model with each
+single input (`--singles`: the same network, trained with modality dropout), MONAI baselines trained on the same
+budget (`scripts/train_benchmark_models.sh`), and peers such as `pyliverlesionseg` (reference image only).
+Usage: python Testing/benchmarks/bench_models.py [--cases 10] [--align deformable] [--singles] [--device auto]
+       [--models NAME_OR_DIR ...] [--json FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
+import time
 from pathlib import Path
 
-from liverfusion.evaluation import evaluate_case, summarise
+from liverfusion import model_store
+from liverfusion.dataset import case_roles
+from liverfusion.evaluation import score, summarise, truth_of
+from liverfusion.inference import pick_device
 from liverfusion.phantom import make_case
+from liverfusion.pipeline import align_all, liver_focus, read_inputs, segment_aligned
 from liverfusion.postprocess import shown
+from liverfusion.roles import choose_reference
+
+PROTOCOLS = (("ct-mri", 9000), ("multiphase", 9500))
+COLUMNS = (
+    ("liver Dice", "liver_dice"),
+    ("tumour DSC", "tumor_dice"),
+    ("JAC", "tumor_jaccard"),
+    ("SE", "tumor_sensitivity"),
+    ("PRE", "tumor_precision"),
+    ("lesion recall", "lesion_recall"),
+    ("AUC", "auc"),
+    ("macro F1", "macro_f1"),
+)
+
+
+def variants(bundles: list[model_store.Bundle], roles: list[str], singles: bool):
+    """(row name, bundle, inputs used): every model on all inputs, and the first on each input alone."""
+    for bundle in bundles:
+        yield bundle.name, bundle, None
+    if singles and len(roles) > 1:
+        for role in roles:
+            yield f"{bundles[0].name} [{role} only]", bundles[0], {role}
+
+
+def run_case(case: Path, bundles: list[model_store.Bundle], args, device) -> dict[str, dict]:
+    """Align once (the liver found by the first model focuses the deformable stage), then score every variant."""
+    roles = case_roles(case)
+    images = read_inputs({r: str(case / f"{r}.nii.gz") for r in roles})
+    reference = choose_reference(roles)
+    focus = liver_focus(images[reference], reference, bundles[0], device) if args.align == "deformable" else None
+    regs = align_all(images, reference, args.align, lambda *_: None, focus=focus)
+    truth, info = truth_of(case)
+    rows = {}
+    for name, bundle, use in variants(bundles, roles, args.singles):
+        start = time.perf_counter()
+        result = segment_aligned(images, reference, regs, bundle, device, use=use)
+        rows[name] = {"case": case.name, **score(result["labels"], truth, info, result["probability"])}
+        rows[name]["seconds"] = round(time.perf_counter() - start, 2)
+    return rows
+
+
+def print_table(rows: dict[tuple[str, str], list[dict]]) -> None:
+    print("| protocol | model | cases | " + " | ".join(c for c, _ in COLUMNS) + " |")
+    print("|---" * (len(COLUMNS) + 3) + "|")
+    for (protocol, name), done in rows.items():
+        s = summarise(done)
+        cells = ["n/a" if s[k] is None else f"{s[k]:.3f}" for _, k in COLUMNS]
+        print(f"| {protocol} | {name} | {s['cases']} | " + " | ".join(cells) + " |")
+
+
+def print_gain_over_singles(rows: dict[tuple[str, str], list[dict]], fused: str) -> None:
+    """The issue's criterion: the fused network against its best single input (by tumour DSC), per protocol."""
+    for protocol, _ in PROTOCOLS:
+        full = summarise(rows[(protocol, fused)])
+        singles = {n: summarise(r) for (p, n), r in rows.items() if p == protocol and n.startswith(f"{fused} [")}
+        best = max(singles, key=lambda n: singles[n]["tumor_dice"] or 0.0)
+        gains = [_difference(full[k], singles[best][k]) for k in ("tumor_dice", "auc")]
+        print(f"{protocol}: {fused} minus its best single input ({best}): tumour DSC {gains[0]}, AUC {gains[1]}")
+
+
+def _difference(a: float | None, b: float | None) -> str:
+    return "n/a" if a is None or b is None else f"{a - b:+.3f}"
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cases", type=int, default=10, help="per protocol")
     p.add_argument("--align", default="deformable")
-    p.add_argument("--models", nargs="+", default=["liverfusion_attention"])
+    p.add_argument("--models", nargs="+", default=[model_store.DEFAULT_MODEL])
+    p.add_argument("--singles", action="store_true", help="also the first model with each single input")
     p.add_argument("--device", default="auto")
+    p.add_argument("--json", default=None, help="write every row here")
     args = p.parse_args()
-    rows = {model: [] for model in args.models}
+    device = pick_device(args.device)
+    bundles = [model_store.load(m, device) for m in args.models]
+    rows: dict[tuple[str, str], list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for protocol, base in (("ct-mri", 9000), ("multiphase", 9500)):
+        for protocol, base in PROTOCOLS:
             for i in range(args.cases):
-                case = Path(tmp) / f"{protocol}_{i:03d}"
+                case = Path(tmp) / f"{protocol}_{base + i}"
                 make_case(case, base + i, protocol)
-                for model in args.models:
-                    row = evaluate_case(case, model, args.align, args.device)
-                    rows[model].append(row)
+                for name, row in run_case(case, bundles, args, device).items():
+                    rows.setdefault((protocol, name), []).append(row)
+                    if " only]" not in name:  # a single input differs between protocols
+                        rows.setdefault(("both", name), []).append(row)
                     print(
-                        f"{model:>22} {protocol:>10} seed {base + i}: liver {row['liver_dice']:.3f} "
-                        f"tumor {row['tumor_dice']:.3f} lesions {row['lesions_found']}/{row['lesions_true']} "
-                        f"p={shown(row['probability'])} malignant={row['malignant']} {row['seconds']:.1f}s",
+                        f"{name:>36} {case.name}: liver {row['liver_dice']:.3f} tumour {row['tumor_dice']:.3f} "
+                        f"lesions {row['lesions_found']}/{row['lesions_true']} p={shown(row['probability'])} "
+                        f"malignant={row['malignant']} {row['seconds']:.1f}s",
                         flush=True,
                     )
-    print("| model | protocol | cases | liver Dice | tumour Dice (cases with tumour) | malignancy AUC |")
-    print("|---|---|---|---|---|---|")
-    for model, done in rows.items():
-        for name, subset in (("ct-mri", done[: args.cases]), ("multiphase", done[args.cases :]), ("all", done)):
-            s = summarise(subset)
-            auc = "n/a" if s["auc"] is None else f"{s['auc']:.3f}"
-            tumor = "n/a" if s["tumor_dice"] is None else f"{s['tumor_dice']:.3f}"
-            print(f"| {model} | {name} | {s['cases']} | {s['liver_dice']:.3f} | {tumor} | {auc} |")
+    rows = dict(
+        sorted(
+            rows.items(),
+            key=lambda item: [p for p, _ in PROTOCOLS].index(item[0][0]) if item[0][0] != "both" else len(PROTOCOLS),
+        )
+    )
+    print_table(rows)
+    if args.singles:
+        print_gain_over_singles(rows, bundles[0].name)
+    if args.json:
+        Path(args.json).write_text(json.dumps({f"{p}/{n}": r for (p, n), r in rows.items()}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,44 @@
+"""Evaluation tables: lesion detection, case classification figures and their summary."""
+
+import numpy as np
+import SimpleITK as sitk
+
+from liverfusion.evaluation import classification, detection, summarise
+
+
+def _labels(*boxes) -> sitk.Image:
+    array = np.zeros((20, 40, 40), np.uint8)
+    array[2:18, 2:38, 2:38] = 1
+    for z, y, x in boxes:
+        array[z : z + 3, y : y + 4, x : x + 4] = 2
+    return sitk.GetImageFromArray(array)
+
+
+def test_detection_counts_found_missed_and_false_lesions():
+    truth = _labels((5, 5, 5), (5, 25, 25))
+    pred = _labels((6, 6, 6), (12, 30, 5))  # the first lesion found (partly), the second missed, one false
+    assert detection(pred, truth) == {"lesions_true": 2, "lesions_found": 1, "lesions_pred": 2, "lesions_right": 1}
+
+
+def test_classification_figures():
+    rows = [{"probability": p, "malignant": m} for p, m in ((0.9, True), (0.6, False), (0.2, False), (0.4, True))]
+    out = classification(rows)
+    assert out["auc"] == 0.75 and out["accuracy"] == 0.5
+    assert out["macro_f1"] == 0.5  # malignant: tp 1, 2 called, 2 true -> 0.5; benign likewise
+    assert classification([{"probability": None, "malignant": True}])["auc"] is None
+
+
+def _row(tumor_dice, present, found, true, probability=0.5, malignant=True):
+    row = {f"{o}_{k}": 0.5 for o in ("liver", "tumor") for k in ("jaccard", "sensitivity", "precision")}
+    row.update({f"{o}_{k}": None for o in ("liver", "tumor") for k in ("specificity", "hd95_mm")})
+    row.update(liver_dice=0.9, tumor_dice=tumor_dice, tumor_present=present, lesions_found=found)
+    row.update(lesions_true=true, lesions_pred=found, lesions_right=found, probability=probability)
+    return {**row, "malignant": malignant}
+
+
+def test_summary_scores_tumour_over_cases_with_tumour_and_pools_lesions():
+    s = summarise([_row(0.8, True, 2, 3, 0.9), _row(1.0, False, 0, 0, 0.1, False), _row(0.4, True, 1, 1)])
+    assert s["cases"] == 3 and s["cases_with_tumor"] == 2
+    assert abs(s["tumor_dice"] - 0.6) < 1e-9 and s["liver_dice"] == 0.9
+    assert s["lesion_recall"] == 0.75 and s["lesion_precision"] == 1.0 and s["tumor_hd95_mm"] is None
+    assert s["auc"] == 1.0

@@ -74,3 +74,18 @@ def stack_channels(arrays: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.nda
         c = CHANNELS.index(ROLE_TO_CHANNEL[role])
         stacked[c], present[c] = array, 1.0
     return stacked, present
+
+
+def bounding_box(mask: np.ndarray, minimum: tuple[int, ...], margin: int = 2) -> tuple[slice, ...]:
+    """The box around `mask` (plus `margin` voxels), grown about its centre to at least `minimum` where the
+    array allows: the network then skips the air around the patient, as nnU-Net crops to the body."""
+    if not mask.any():
+        return tuple(slice(0, n) for n in mask.shape)
+    box = []
+    for axis, (n, least) in enumerate(zip(mask.shape, minimum)):
+        hits = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
+        lo, hi = max(int(hits[0]) - margin, 0), min(int(hits[-1]) + 1 + margin, n)
+        width = max(hi - lo, min(least, n))
+        lo = min(max(lo - (width - (hi - lo)) // 2, 0), n - width)
+        box.append(slice(lo, lo + width))
+    return tuple(box)

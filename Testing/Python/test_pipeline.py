@@ -64,3 +64,38 @@ def test_segment_aligned_runs_the_network_on_the_inputs_it_is_told_to_use(small_
     truth = sitk.GetArrayFromImage(read_image(small_ctmri / "label_ct.nii.gz", label=True)) >= 1
     for result in (ct_only, mri_only):
         assert dice(sitk.GetArrayFromImage(result["labels"]) >= 1, truth) > 0.7  # one input still segments
+
+
+def test_post_processing_in_the_liver_box_equals_the_whole_grid():
+    """Labels, lesions and probability from the box around the foreground equal those of the whole reference grid
+    (an oblique, anisotropic reference, so the box's corners really are mapped)."""
+    from liverfusion import postprocess
+    from liverfusion.inference import Prediction
+    from liverfusion.pipeline import _argmax_labels, _on_reference, _postprocess
+
+    grid = sitk.Image([40, 40, 30], sitk.sitkUInt8)
+    grid.SetSpacing((3.0, 3.0, 3.0))
+    reference = sitk.Image([100, 90, 40], sitk.sitkFloat32)
+    reference.SetSpacing((1.3, 1.3, 2.5))
+    reference.SetOrigin((5.0, 3.0, 2.0))
+    reference.SetDirection(sitk.Euler3DTransform((0, 0, 0), 0.05, -0.03, 0.1).GetMatrix())
+    zz, yy, xx = np.mgrid[:30, :40, :40]
+    liver = ((zz - 15) ** 2 / 64 + (yy - 20) ** 2 / 100 + (xx - 18) ** 2 / 81 < 1).astype(np.float32)
+    tumor = liver * ((zz - 15) ** 2 + (yy - 22) ** 2 + (xx - 20) ** 2 < 9)
+    probabilities = np.stack([1 - liver, liver - tumor, tumor]).astype(np.float32)
+    logits = np.where(tumor > 0, 2.0, -1.0).astype(np.float32)
+    pred = Prediction(probabilities, logits, np.ones((5, 30, 40, 40), np.float32))
+    out = _postprocess(pred, grid, {"ct": reference}, "ct", {})
+    whole = [sitk.GetArrayFromImage(_on_reference(p, grid, reference)) for p in probabilities[1:]]
+    expected = sitk.GetImageFromArray(_argmax_labels(*whole))
+    expected.CopyInformation(reference)
+    expected = postprocess.clean_labels(expected)
+    assert (sitk.GetArrayViewFromImage(expected) == 2).sum() > 100
+    np.testing.assert_array_equal(sitk.GetArrayViewFromImage(out["labels"]), sitk.GetArrayViewFromImage(expected))
+    lesions, _ = postprocess.find_lesions(expected, _on_reference(logits, grid, reference))
+    assert len(out["lesions"]) == len(lesions) == 1
+    found, whole_grid = out["lesions"][0].as_dict(), lesions[0].as_dict()
+    np.testing.assert_allclose(found.pop("centroid_lps_mm"), whole_grid.pop("centroid_lps_mm"), atol=1e-6)
+    assert found == whole_grid
+    assert out["probability"] == lesions[0].malignancy_probability > 0.5
+    assert out["malignancy_logits"].GetSize() == reference.GetSize() == out["fusion"]["ct"].GetSize()

@@ -29,3 +29,15 @@ def test_air_mask_on_mri_uses_the_images_own_scale():
     image = sitk.GetImageFromArray(array)
     air = air_mask(image, canonical_grid(image, (3.0, 3.0, 3.0)), "mri")
     assert air[:, 0, 0].all() and not air[:, 6, 6].any()
+
+
+def test_bounding_box_covers_the_mask_with_its_margin_and_at_least_the_window():
+    from liverfusion.preprocessing import bounding_box
+
+    mask = np.zeros((40, 100, 90), bool)
+    mask[10:20, 30:70, 5:80] = True
+    box = bounding_box(mask, (32, 32, 32), margin=2)
+    assert mask[box].sum() == mask.sum()  # nothing of the body is cut
+    assert [(s.start, s.stop) for s in box] == [(0, 32), (28, 72), (3, 82)]  # grown to 32, then the margin
+    assert bounding_box(mask, (64, 128, 8)) == (slice(0, 40), slice(0, 100), slice(3, 82))  # at most the array
+    assert bounding_box(np.zeros((5, 6, 7), bool), (8, 8, 8)) == (slice(0, 5), slice(0, 6), slice(0, 7))

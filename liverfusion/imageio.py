@@ -14,11 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import SimpleITK as sitk
+from isal import igzip
 
 from .errors import InputError
 
-# zlib level 1: on a 512x512x120 case it writes several times faster than the default, for files that are
-# only a little larger; the outputs are mostly empty labels and smooth maps that compress well anyway.
+# Level 1 of zlib (NRRD, MHA) or of ISA-L's gzip (NIfTI): several times faster than the default for files only a
+# little larger; the outputs are mostly empty labels and smooth maps that compress well anyway.
 FAST_COMPRESSION = 1
 
 
@@ -76,19 +77,37 @@ def _first_line(exc: Exception) -> str:
 
 
 def write_image(image: sitk.Image, path: str | os.PathLike, compress: bool = True) -> Path:
-    """Write atomically: to a temporary name in the same folder, then rename."""
+    """Write atomically: to a temporary name in the same folder, then rename.
+
+    A `.nii.gz` is written uncompressed by SimpleITK and gzipped by ISA-L (igzip): ITK's NIfTI writer ignores the
+    compression level, and took 8.4 s for a float32 512x512x120 map that igzip packs in 0.45 s (1.5 s against
+    0.3 s for an int16 CT), for files 7% larger."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".nii.gz") else path.suffix
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=path.parent)
+    gzipped = compress and path.name.endswith(".nii.gz")
+    suffix = ".nii" if gzipped else path.suffix
+    with _temporary(path, suffix) as tmp:
+        sitk.WriteImage(image, str(tmp), compress and not gzipped, FAST_COMPRESSION if compress else -1)
+        if not gzipped:
+            os.replace(tmp, path)
+            return path
+        with _temporary(path, ".nii.gz") as packed:
+            with open(tmp, "rb") as source, igzip.open(packed, "wb", compresslevel=FAST_COMPRESSION) as target:
+                shutil.copyfileobj(source, target, 1 << 22)
+            os.replace(packed, path)
+    return path
+
+
+@contextlib.contextmanager
+def _temporary(path: Path, suffix: str) -> Iterator[Path]:
+    """A fresh temporary name beside `path`, removed afterwards unless it was renamed."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     os.close(fd)
     try:
-        sitk.WriteImage(image, tmp, compress, FAST_COMPRESSION if compress else -1)
-        os.replace(tmp, path)
+        yield Path(tmp)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
-    return path
 
 
 def write_text(text: str, path: str | os.PathLike) -> Path:

@@ -17,6 +17,7 @@ PIP_PACKAGES = {
     "scipy": "scipy>=1.10",
     "tqdm": "tqdm>=4.60",
     "highdicom": "highdicom==0.28.2",
+    "isal": "isal==1.9.1",
 }
 TORCH = "torch"
 

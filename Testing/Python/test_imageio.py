@@ -70,3 +70,23 @@ def test_staged_output_moves_everything_on_success(tmp_path):
         write_image(_image(), stage / "a.nii.gz")
     assert [p.name for p in out.iterdir()] == ["a.nii.gz"]
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_nifti_is_gzip_with_the_exact_pixels_and_no_temporary_left(tmp_path):
+    original = sitk.Cast(_image((40, 30, 20)), sitk.sitkFloat32) * 0.37
+    path = write_image(original, tmp_path / "x.nii.gz")
+    assert path.read_bytes()[:2] == b"\x1f\x8b"  # gzip, as the name says
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(path))), sitk.GetArrayFromImage(original))
+    assert [p.name for p in tmp_path.iterdir()] == ["x.nii.gz"]
+
+
+def test_a_failed_write_leaves_neither_the_file_nor_a_temporary(tmp_path, monkeypatch):
+    from liverfusion import imageio
+
+    def disk_full(*args):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(imageio.shutil, "copyfileobj", disk_full)  # fails half-way through the compression
+    with pytest.raises(OSError):
+        write_image(_image(), tmp_path / "x.nii.gz")
+    assert list(tmp_path.iterdir()) == []

@@ -11,16 +11,8 @@ set -euo pipefail
 out=$1
 minutes=${2:-5}
 work=${WORK:-/tmp/liverfusion_transfer}
-"$(dirname "$0")/make_training_data.sh" "$work"
 mkdir -p "$out"
-data=("$work/ctmri" "$work/multiphase" "$work/real")
-python3 -c "
-import sys; from pathlib import Path
-from liverfusion.dataset import cache_all, find_cases
-cache_all(find_cases([Path(d) for d in sys.argv[1:]]), Path('$work/cache'), (3.0, 3.0, 3.0), $(nproc))" "${data[@]}"
-if [ -n "${DEADLINE_EPOCH:-}" ]; then
-  minutes=$(python3 -c "import time; print(round(($DEADLINE_EPOCH - time.time() - 60) / 60, 2))")
-fi
+source "$(dirname "$0")/side_by_side_data.sh"
 echo "data ready at $(date +%T); training both for $minutes min"
 start=${INIT:+--init $INIT}
 for run in transfer scratch; do

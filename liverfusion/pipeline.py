@@ -133,7 +133,7 @@ def embedded(pred: Prediction, box: tuple[slice, ...], shape: tuple[int, ...]) -
     outside[box] = False
     probabilities[0, outside] = 1.0
     logits = None if pred.malignancy_logits is None else full(pred.malignancy_logits[None], 0.0)[0]
-    return Prediction(probabilities, logits, full(pred.fusion_weights, 0.0))
+    return Prediction(probabilities, logits, full(pred.fusion_weights, 0.0), pred.notes)
 
 
 def is_single_image(bundle: model_store.Bundle) -> bool:
@@ -228,7 +228,7 @@ def run_case(
     report(0.5, "infer")
     network_inputs = {**images, **translated}
     result = segment_aligned(network_inputs, reference, regs, bundle, dev, report, timings)
-    warnings += [w for r in regs.values() for w in r.warnings]
+    warnings += [w for r in regs.values() for w in r.warnings] + result.pop("notes")
     return CaseResult(
         reference=reference,
         device=str(dev),
@@ -253,7 +253,8 @@ def segment_aligned(
     use: Collection[str] | None = None,
 ) -> dict:
     """Network and post-processing on inputs already aligned by `regs`: the fields of a CaseResult that they
-    make. Benchmarks call it to compare models, and subsets of inputs (`use`), on one alignment."""
+    make, and `notes` for its warnings. Benchmarks call it to compare models, and subsets of inputs (`use`), on one
+    alignment."""
     timings = {} if timings is None else timings
     t = time.perf_counter()
     transforms = {role: r.transform for role, r in regs.items()}
@@ -264,7 +265,7 @@ def segment_aligned(
     used = {role: r for role, r in regs.items() if use is None or role in use}
     result = _postprocess(pred, grid, images, reference, used)
     timings["postprocess"] = time.perf_counter() - t
-    return result
+    return {**result, "notes": pred.notes}
 
 
 MAP_LEVELS = 255

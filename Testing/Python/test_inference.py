@@ -1,0 +1,34 @@
+"""Sliding-window inference: a GPU that runs out of memory falls back to fewer windows, then to the CPU."""
+
+import numpy as np
+import torch
+
+from liverfusion import inference
+from liverfusion.fusion_net import FusionNet
+
+
+def test_out_of_gpu_memory_takes_fewer_windows_then_the_cpu(monkeypatch):
+    calls = []
+    real = inference._windows
+
+    def windows(network, stacked, present, roi, device, batch, output, progress, notes):
+        calls.append((device.type, batch, output.type))
+        if device.type == "cuda":
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return real(network, stacked, present, roi, device, batch, output, progress, notes)
+
+    monkeypatch.setattr(inference, "_windows", windows)
+    net = FusionNet(features=(4, 8, 16, 32)).eval()
+    stacked = np.random.default_rng(0).standard_normal((5, 20, 20, 20)).astype(np.float32)
+    pred = inference.predict(net, stacked, np.array([0, 0, 1, 0, 1], np.float32), (16, 16, 16), torch.device("cuda"))
+    assert calls == [("cuda", 8, "cuda"), ("cuda", 2, "cpu"), ("cuda", 1, "cpu"), ("cpu", 2, "cpu")]
+    assert pred.notes[-1] == "inference ran on the CPU" and len(pred.notes) == 4
+    assert pred.probabilities.shape == (3, 20, 20, 20)
+    np.testing.assert_allclose(pred.probabilities.sum(0), 1.0, rtol=1e-5)
+
+
+def test_cpu_inference_has_no_notes():
+    net = FusionNet(features=(4, 8, 16, 32)).eval()
+    stacked = np.zeros((5, 20, 20, 20), np.float32)
+    pred = inference.predict(net, stacked, np.array([1, 0, 0, 0, 0], np.float32), (16, 16, 16), torch.device("cpu"))
+    assert pred.notes == [] and pred.fusion_weights[1:].max() == 0  # only the present input has weight

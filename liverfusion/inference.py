@@ -87,7 +87,7 @@ def _windows(network, stacked, present, roi, device, batch: int, output: torch.d
         sw_device=device,
         device=output,
     )
-    x = torch.from_numpy(stacked[None])
+    x = torch.from_numpy(stacked[None]).to(output)  # the input lives where the output does
     p = torch.from_numpy(present[None]).to(device)
     with torch.autocast(device.type, enabled=device.type == "cuda"):
         out = inferer(x, _Outputs(network, p))

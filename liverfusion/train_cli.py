@@ -144,7 +144,8 @@ Data: {meta["training_data"]["train_cases"]} cases: {meta["training_data"]["sour
 {meta["training_data"]["validation_cases"]} others. Spacing {cfg.spacing_mm} mm, patches {cfg.patch},
 batch {cfg.batch_size}, AdamW lr {cfg.lr} with warm-up and cosine decay over {cfg.steps} steps
 {f"or {cfg.minutes} min, whichever ends first" if cfg.minutes else ""} (best checkpoint at step {best.get("step")}).
-Loss Dice + 0.5 x CE with deep supervision, plus BCE malignancy on tumour voxels.
+Loss Dice + 0.5 x CE{" with deep supervision" if cfg.architecture == "fusion" else ""}, plus BCE malignancy on
+tumour voxels.
 Augmentation: flips, intensity scale/shift, per-channel shifts (misregistration), modality dropout.
 
 ## Metrics

@@ -92,8 +92,10 @@ def write_image(image: sitk.Image, path: str | os.PathLike, compress: bool = Tru
             os.replace(tmp, path)
             return path
         with _temporary(path, ".nii.gz") as packed:
-            with open(tmp, "rb") as source, igzip.open(packed, "wb", compresslevel=FAST_COMPRESSION) as target:
-                shutil.copyfileobj(source, target, 1 << 22)
+            with open(tmp, "rb") as source, open(packed, "wb") as raw:
+                # no name and no time in the gzip header: the same image gives the same bytes
+                with igzip.IGzipFile("", "wb", FAST_COMPRESSION, raw, mtime=0) as target:
+                    shutil.copyfileobj(source, target, 1 << 22)
             os.replace(packed, path)
     return path
 

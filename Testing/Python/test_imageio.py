@@ -78,6 +78,8 @@ def test_nifti_is_gzip_with_the_exact_pixels_and_no_temporary_left(tmp_path):
     assert path.read_bytes()[:2] == b"\x1f\x8b"  # gzip, as the name says
     np.testing.assert_array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(path))), sitk.GetArrayFromImage(original))
     assert [p.name for p in tmp_path.iterdir()] == ["x.nii.gz"]
+    again = write_image(original, tmp_path / "y.nii.gz")
+    assert again.read_bytes() == path.read_bytes()  # no file name or time in the header: same image, same bytes
 
 
 def test_a_failed_write_leaves_neither_the_file_nor_a_temporary(tmp_path, monkeypatch):

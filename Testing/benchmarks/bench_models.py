@@ -115,12 +115,8 @@ def main() -> None:
                         f"malignant={row['malignant']} {row['seconds']:.1f}s",
                         flush=True,
                     )
-    rows = dict(
-        sorted(
-            rows.items(),
-            key=lambda item: [p for p, _ in PROTOCOLS].index(item[0][0]) if item[0][0] != "both" else len(PROTOCOLS),
-        )
-    )
+    order = [protocol for protocol, _ in PROTOCOLS] + ["both"]
+    rows = dict(sorted(rows.items(), key=lambda item: order.index(item[0][0])))  # stable: models keep their order
     print_table(rows)
     if args.singles:
         print_gain_over_singles(rows, bundles[0].name)

@@ -18,7 +18,7 @@ import SimpleITK as sitk
 from .constants import TUMOR
 from .dataset import case_roles, find_cases
 from .imageio import read_image, staged_output, write_text
-from .metrics import auc, evaluate
+from .metrics import auc, evaluate, on_grid_of
 from .pipeline import read_inputs, run_case
 from .progress import Reporter, silent
 from .roles import choose_reference
@@ -35,8 +35,7 @@ def truth_of(case: Path) -> tuple[sitk.Image, dict]:
 def detection(pred: sitk.Image, truth: sitk.Image) -> dict[str, int]:
     """Lesion-level counts: a true lesion is found when a predicted tumour voxel touches it, a predicted lesion
     is right when it touches a true one (LiTS's detection criterion at its loosest)."""
-    pred = sitk.Resample(pred, truth, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
-    p_cc = sitk.GetArrayFromImage(sitk.ConnectedComponent(pred == TUMOR))
+    p_cc = sitk.GetArrayFromImage(sitk.ConnectedComponent(on_grid_of(pred, truth) == TUMOR))
     t_cc = sitk.GetArrayFromImage(sitk.ConnectedComponent(truth == TUMOR))
     return {
         "lesions_true": int(t_cc.max()),
@@ -59,12 +58,17 @@ def score(labels: sitk.Image, truth: sitk.Image, info: dict, probability: float 
     }
 
 
+def case_images(case: Path) -> dict[str, sitk.Image]:
+    """A case folder's images by role, read as the pipeline reads a user's inputs."""
+    return read_inputs({r: str(case / f"{r}.nii.gz") for r in case_roles(case)})
+
+
 def evaluate_case(case: Path, model: str | None, align: str, device: str) -> dict:
-    roles = case_roles(case)
-    result = run_case(read_inputs({r: str(case / f"{r}.nii.gz") for r in roles}), align, device, model)
+    images = case_images(case)
+    result = run_case(images, align, device, model)
     truth, info = truth_of(case)
     row = score(result.labels, truth, info, result.probability)
-    return {"case": case.name, "roles": "+".join(roles), **row, "seconds": sum(result.timings.values())}
+    return {"case": case.name, "roles": "+".join(images), **row, "seconds": sum(result.timings.values())}
 
 
 def _mean(values: list) -> float | None:

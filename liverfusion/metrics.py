@@ -47,16 +47,21 @@ def overlap(pred: np.ndarray, truth: np.ndarray, spacing: tuple[float, ...]) -> 
     }
 
 
+def on_grid_of(labels: sitk.Image, reference: sitk.Image) -> sitk.Image:
+    """`labels` itself when it lies on the reference's grid, else resampled onto it (nearest neighbour)."""
+    if (
+        labels.GetSize() == reference.GetSize()
+        and labels.GetSpacing() == reference.GetSpacing()
+        and labels.GetOrigin() == reference.GetOrigin()
+        and labels.GetDirection() == reference.GetDirection()
+    ):
+        return labels
+    return sitk.Resample(labels, reference, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
+
+
 def evaluate(pred: sitk.Image, truth: sitk.Image) -> dict[str, dict]:
     """Metrics for liver (liver + tumour) and tumour; `pred` is resampled onto `truth` if grids differ."""
-    if (
-        pred.GetSize() != truth.GetSize()
-        or pred.GetSpacing() != truth.GetSpacing()
-        or pred.GetOrigin() != truth.GetOrigin()
-        or pred.GetDirection() != truth.GetDirection()
-    ):
-        pred = sitk.Resample(pred, truth, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
-    p, t = sitk.GetArrayViewFromImage(pred), sitk.GetArrayViewFromImage(truth)
+    p, t = sitk.GetArrayViewFromImage(on_grid_of(pred, truth)), sitk.GetArrayViewFromImage(truth)
     spacing = truth.GetSpacing()[::-1]
     return {"liver": overlap(p >= LIVER, t >= LIVER, spacing), "tumor": overlap(p == TUMOR, t == TUMOR, spacing)}
 

@@ -32,3 +32,18 @@ def test_cpu_inference_has_no_notes():
     stacked = np.zeros((5, 20, 20, 20), np.float32)
     pred = inference.predict(net, stacked, np.array([1, 0, 0, 0, 0], np.float32), (16, 16, 16), torch.device("cpu"))
     assert pred.notes == [] and pred.fusion_weights[1:].max() == 0  # only the present input has weight
+
+
+def test_a_fallback_that_succeeds_on_the_gpu_keeps_its_note(monkeypatch):
+    real = inference._windows
+
+    def windows(network, stacked, present, roi, device, batch, output, progress, notes):
+        if batch == 8:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return real(network, stacked, present, roi, torch.device("cpu"), batch, output, progress, notes)
+
+    monkeypatch.setattr(inference, "_windows", windows)
+    net = FusionNet(features=(4, 8, 16, 32)).eval()
+    stacked = np.zeros((5, 20, 20, 20), np.float32)
+    pred = inference.predict(net, stacked, np.array([1, 0, 0, 0, 0], np.float32), (16, 16, 16), torch.device("cuda"))
+    assert pred.notes == ["GPU out of memory with 8 window(s) per batch"]

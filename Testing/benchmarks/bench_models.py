@@ -18,11 +18,10 @@ import time
 from pathlib import Path
 
 from liverfusion import model_store
-from liverfusion.dataset import case_roles
-from liverfusion.evaluation import score, summarise, truth_of
+from liverfusion.evaluation import case_images, score, summarise, truth_of
 from liverfusion.inference import pick_device
 from liverfusion.phantom import make_case
-from liverfusion.pipeline import align_all, liver_focus, read_inputs, segment_aligned
+from liverfusion.pipeline import align_all, liver_focus, segment_aligned
 from liverfusion.postprocess import shown
 from liverfusion.roles import choose_reference
 
@@ -50,9 +49,8 @@ def variants(bundles: list[model_store.Bundle], roles: list[str], singles: bool)
 
 def run_case(case: Path, bundles: list[model_store.Bundle], args, device) -> dict[str, dict]:
     """Align once (the liver found by the first model focuses the deformable stage), then score every variant."""
-    roles = case_roles(case)
-    images = read_inputs({r: str(case / f"{r}.nii.gz") for r in roles})
-    reference = choose_reference(roles)
+    images = case_images(case)
+    roles, reference = list(images), choose_reference(images)
     focus = liver_focus(images[reference], reference, bundles[0], device) if args.align == "deformable" else None
     regs = align_all(images, reference, args.align, lambda *_: None, focus=focus)
     truth, info = truth_of(case)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 from scipy import ndimage
 
 # Tissue codes of the world map. Lesion k (0-based) is LESION_BASE + k.
@@ -55,14 +57,12 @@ def world_coordinates(spacing: float = WORLD_SPACING_MM) -> tuple[tuple[float, f
     return origin, [z, y, x]
 
 
-def smooth_noise(shape: tuple[int, ...], rng: np.random.Generator, sigma_vox: float) -> np.ndarray:
-    """Zero-mean, unit-std random field smooth over about `sigma_vox` voxels (drawn coarse, then zoomed)."""
+def smooth_noise(shape: tuple[int, int, int], rng: np.random.Generator, sigma_vox: float) -> np.ndarray:
+    """Zero-mean, unit-std random field smooth over about `sigma_vox` voxels (drawn coarse, then interpolated)."""
     step = max(1, int(sigma_vox // 2))
     coarse = rng.standard_normal([max(2, s // step + 2) for s in shape]).astype(np.float32)
-    coarse = ndimage.gaussian_filter(coarse, sigma_vox / step)
-    field_ = ndimage.zoom(coarse, [s / c for s, c in zip(shape, coarse.shape)], order=1)[
-        tuple(slice(0, s) for s in shape)
-    ]
+    coarse = torch.from_numpy(ndimage.gaussian_filter(coarse, sigma_vox / step))
+    field_ = F.interpolate(coarse[None, None], size=tuple(shape), mode="trilinear", align_corners=True)[0, 0].numpy()
     field_ -= field_.mean()
     return field_ / (field_.std() + 1e-6)
 
@@ -154,8 +154,8 @@ def _draw_vessels(tissue, liver, rng) -> None:
             if all(0 <= p[i] < liver.shape[i] for i in range(3)):
                 tubes[tuple(p)] = True
     radius = rng.uniform(1.5, 2.5)
-    tubes = ndimage.distance_transform_edt(~tubes) <= radius
-    tissue[tubes & liver] = VESSEL
+    box = _nonzero_box(tubes, margin=int(radius) + 1)
+    tissue[box][(ndimage.distance_transform_edt(~tubes[box]) <= radius) & liver[box]] = VESSEL
 
 
 LESION_DIAMETER_MM = (5.0, 80.0)
@@ -171,7 +171,9 @@ def _draw_lesions(anatomy: Anatomy, z, y, x, rng, n_lesions, kinds) -> None:
     """Ellipsoids deformed elastically, lobulated when malignant, kept inside the liver (Diff4MMLiTS)."""
     tissue = anatomy.tissue
     liver = np.isin(tissue, (LIVER, VESSEL))
-    inside = ndimage.distance_transform_edt(liver) * anatomy.spacing_mm
+    inside = np.zeros(tissue.shape, np.float32)
+    box = _nonzero_box(liver, margin=1)
+    inside[box] = ndimage.distance_transform_edt(liver[box]) * anatomy.spacing_mm
     n = int(rng.choice(6, p=[0.15, 0.3, 0.25, 0.15, 0.1, 0.05])) if n_lesions is None else n_lesions
     malignant_case = rng.random() < 0.5
     depth = np.zeros(tissue.shape, np.float32)
@@ -206,3 +208,9 @@ def _bounding_box(anatomy: Anatomy, center, half_size, shape) -> tuple[slice, sl
         hi = (center[axis] + half_size[axis] - anatomy.origin_mm[axis]) / anatomy.spacing_mm
         out.append(slice(max(0, int(np.floor(lo))), min(shape[2 - axis], int(np.ceil(hi)) + 1)))
     return tuple(out)
+
+
+def _nonzero_box(mask: np.ndarray, margin: int) -> tuple[slice, ...]:
+    """Index slices of the box around `mask`'s voxels plus `margin`: distance maps need only that box."""
+    found = np.nonzero(mask.any((1, 2)))[0], np.nonzero(mask.any((0, 2)))[0], np.nonzero(mask.any((0, 1)))[0]
+    return tuple(slice(max(0, int(f[0]) - margin), int(f[-1]) + margin + 1) for f in found)

@@ -92,11 +92,12 @@ def _phantom(args) -> int:
 
     from tqdm import tqdm
 
-    from .phantom import make_case
+    from .phantom import make_case, single_threaded
 
     jobs = max(1, min(args.jobs or os.cpu_count() or 1, args.cases))
     folders = [Path(args.out) / f"case_{i:03d}" for i in range(args.cases)]
-    with ProcessPoolExecutor(jobs) as pool:  # one case per process: the same seed gives the same bytes anyway
+    # one case per process and one thread per process: the same seed gives the same bytes anyway
+    with ProcessPoolExecutor(jobs, initializer=single_threaded if jobs > 1 else None) as pool:
         futures = [
             pool.submit(make_case, folder, args.seed + i, args.protocol, args.small) for i, folder in enumerate(folders)
         ]

@@ -3,13 +3,16 @@
 Full size: CT (every phase) 512x512x120, MRI 320x260x40. One process, so the figure is per core.
 The montage shows, for each image of the case with the largest lesion, the axial slice with the most
 tumour, outlined in red, to look at. Outputs go to Testing/benchmarks/output/ (git-ignored). Not a test.
-Usage: python Testing/benchmarks/bench_phantom.py [--cases 2] [--seed 7000]
+Usage: python Testing/benchmarks/bench_phantom.py [--cases 2] [--seed 7000] [--profile]
+(--profile: where the time of each protocol's first case goes, the costliest calls by their own time)
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
+import pstats
 import tempfile
 import time
 from pathlib import Path
@@ -20,7 +23,7 @@ from PIL import Image, ImageDraw
 from scipy import ndimage
 
 from liverfusion.imageio import read_image
-from liverfusion.phantom import PROTOCOLS, make_case
+from liverfusion.phantom import PROTOCOLS, make_case, single_threaded
 
 OUTPUT = Path(__file__).parent / "output"
 CLINICAL = {"ct": (512, 512, 120), "mri": (320, 260, 40)}
@@ -61,17 +64,24 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cases", type=int, default=2)
     p.add_argument("--seed", type=int, default=7000)
+    p.add_argument("--profile", action="store_true", help="profile each protocol's first case")
     args = p.parse_args()
-    sitk.ProcessObject_SetGlobalDefaultNumberOfThreads(1)  # one core: ITK filters would otherwise use them all
+    single_threaded()  # one core: ITK filters and torch would otherwise use them all
     OUTPUT.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         for protocol in PROTOCOLS:
             seconds, infos = [], []
             for i in range(args.cases):
                 case = Path(tmp) / f"{protocol}_{i}"
+                profile = cProfile.Profile() if args.profile and i == 0 else None
                 start = time.perf_counter()
+                if profile:
+                    profile.enable()
                 info = make_case(case, args.seed + i, protocol, shapes=shapes(protocol))
                 seconds.append(time.perf_counter() - start)
+                if profile:
+                    profile.disable()
+                    pstats.Stats(profile).sort_stats("tottime").print_stats(12)
                 infos.append(info)
                 lesions = ", ".join(f"{les['type']} {les['diameter_mm']:.0f} mm" for les in info["lesions"])
                 print(f"{protocol} seed {args.seed + i}: {seconds[-1]:.1f} s; lesions: {lesions or 'none'}", flush=True)

@@ -163,9 +163,8 @@ def acquire(
     image = coarse.resample(world, transform, False, background)
     label = coarse.resample(labels, transform, True, 0)
     fine = grid.size[::-1]
-    return _linear_up(sitk.GetArrayFromImage(image), fine), grid.image(
-        _nearest_up(sitk.GetArrayViewFromImage(label), fine)
-    )
+    label_on_grid = grid.image(_nearest_up(sitk.GetArrayViewFromImage(label), fine))
+    return _linear_up(sitk.GetArrayFromImage(image), fine), label_on_grid
 
 
 def _slice_blur(world: sitk.Image, grid: Grid, acq: Acquisition) -> sitk.Image:

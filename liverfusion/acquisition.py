@@ -207,7 +207,7 @@ def _nearest_up(array: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
 def add_ct_noise(array: np.ndarray, grid: Grid, rng: np.random.Generator) -> sitk.Image:
     """Quantum noise, then whole Hounsfield units stored as int16, as a scanner writes them.
 
-    The noise is drawn by torch: three times faster than NumPy for the 31 million voxels of a clinical CT."""
+    The noise is drawn by torch: 0.32 s for the 31 million voxels of a clinical CT, NumPy 0.47 s (float32)."""
     t = torch.from_numpy(array)
     generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
     t.add_(torch.randn(t.shape, generator=generator), alpha=float(rng.uniform(6, 14)))

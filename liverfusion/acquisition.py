@@ -204,6 +204,11 @@ def _nearest_up(array: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
+def add_scanner_physics(array: np.ndarray, grid: Grid, role: str, rng: np.random.Generator) -> sitk.Image:
+    """The stored image a scanner of this role would write from the noiseless `array`."""
+    return add_mri_physics(array, grid, rng) if role == "mri" else add_ct_noise(array, grid, rng)
+
+
 def add_ct_noise(array: np.ndarray, grid: Grid, rng: np.random.Generator) -> sitk.Image:
     """Quantum noise, then whole Hounsfield units stored as int16, as a scanner writes them.
 

@@ -19,8 +19,7 @@ from .acquisition import (
     acquire,
     acquisition_for,
     acquisition_grid,
-    add_ct_noise,
-    add_mri_physics,
+    add_scanner_physics,
     patient_motion,
     random_direction,
 )
@@ -77,7 +76,7 @@ def make_case(
             grid = acquisition_grid(acq, direction, center)
             world = world_image(render_tissue(anat, ROLE_TO_CHANNEL[role], rng), anat)
             array, label = acquire(world, labels, grid, motion, acq)
-            image = add_mri_physics(array, grid, rng) if role == "mri" else add_ct_noise(array, grid, rng)
+            image = add_scanner_physics(array, grid, role, rng)
             write_image(image, stage / f"{role}.nii.gz")
             write_image(label, stage / f"label_{role}.nii.gz")
             sitk.WriteTransform(motion.truth, str(stage / f"truth_transform_{role}.h5"))
@@ -119,7 +118,7 @@ def aligned_pair(seed: int, small: bool = False, phase: str = "portal") -> dict[
     out = {}
     for name, channel in (("ct", phase), ("mri", "mri")):
         array, out["label"] = acquire(world_image(render_tissue(anat, channel, rng), anat), labels, grid, still, acq)
-        out[name] = add_mri_physics(array, grid, rng) if name == "mri" else add_ct_noise(array, grid, rng)
+        out[name] = add_scanner_physics(array, grid, name, rng)
     return out
 
 

@@ -1,0 +1,82 @@
+"""Tune the tumour probability above which a foreground voxel is called tumour, on tuning phantoms (seeds 8000+
+CT+MRI, 8500+ multiphase: neither training's 1000+/5000+ nor the held-out 9000+/9500+ of bench_models.py).
+
+Per case the network runs once (deformable alignment, as in bench_models.py); post-processing then runs once per
+threshold. A voxel is tumour where argmax says so, or where its tumour probability exceeds the threshold and
+liver + tumour outweighs background (0.5 is plain argmax). Prints the mean tumour DSC, precision, sensitivity and
+lesion recall per threshold and protocol. Not a test. Usage:
+python Testing/benchmarks/tune_tumour_threshold.py [--cases 10] [--model NAME_OR_DIR] [--thresholds 0.5 0.4 0.3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from liverfusion import model_store, pipeline
+from liverfusion.constants import TUMOR
+from liverfusion.evaluation import case_images, score, summarise, truth_of
+from liverfusion.inference import pick_device
+from liverfusion.phantom import make_case
+from liverfusion.roles import choose_reference
+
+PROTOCOLS = (("ct-mri", 8000), ("multiphase", 8500))
+argmax_labels = pipeline._argmax_labels
+
+
+def labels_at(threshold: float):
+    def labels(liver: np.ndarray, tumor: np.ndarray) -> np.ndarray:
+        out = argmax_labels(liver, tumor)
+        out[(tumor > threshold) & (liver + tumor > 1.0 - liver - tumor)] = TUMOR
+        return out
+
+    return labels
+
+
+def case_rows(case: Path, bundle, device, thresholds: list[float]) -> dict[float, dict]:
+    images = case_images(case)
+    reference = choose_reference(images)
+    focus = pipeline.liver_focus(images[reference], reference, bundle, device)
+    regs = pipeline.align_all(images, reference, "deformable", lambda *_: None, focus=focus)
+    transforms = {role: r.transform for role, r in regs.items()}
+    grid, pred = pipeline.network_on_grid(images, reference, transforms, bundle, device)
+    truth, info = truth_of(case)
+    rows = {}
+    for t in thresholds:
+        pipeline._argmax_labels = labels_at(t)
+        result = pipeline._postprocess(pred, grid, images, reference, regs)
+        rows[t] = score(result["labels"], truth, info, result["probability"])
+    pipeline._argmax_labels = argmax_labels
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--cases", type=int, default=10, help="per protocol")
+    p.add_argument("--model", default=None)
+    p.add_argument("--thresholds", type=float, nargs="+", default=[0.5, 0.4, 0.3, 0.2])
+    p.add_argument("--device", default="auto")
+    args = p.parse_args()
+    device = pick_device(args.device)
+    bundle = model_store.load(args.model, device)
+    rows: dict[tuple[str, float], list[dict]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for protocol, base in PROTOCOLS:
+            for i in range(args.cases):
+                case = Path(tmp) / f"{protocol}_{base + i}"
+                make_case(case, base + i, protocol)
+                for t, row in case_rows(case, bundle, device, args.thresholds).items():
+                    for key in (protocol, "both"):
+                        rows.setdefault((key, t), []).append(row)
+                    print(f"{case.name} t={t}: tumour {row['tumor_dice']:.3f}", flush=True)
+    for (protocol, t), done in rows.items():
+        s = summarise(done)
+        print(f"{protocol:>10} threshold {t}: tumour DSC {s['tumor_dice']:.3f} PRE {s['tumor_precision']:.3f} "
+              f"SE {s['tumor_sensitivity']:.3f} lesion recall {s['lesion_recall']:.3f} ({s['cases']} cases)")
+
+
+if __name__ == "__main__":
+    main()

@@ -4,7 +4,7 @@ CT+MRI, 8500+ multiphase: neither training's 1000+/5000+ nor the held-out 9000+/
 Per case the network runs once (deformable alignment, as in bench_models.py); post-processing then runs once per
 threshold. A voxel is tumour where argmax says so, or where its tumour probability exceeds the threshold and
 liver + tumour outweighs background (0.5 is plain argmax). Prints the mean tumour DSC, precision, sensitivity and
-lesion recall per threshold and protocol. Not a test. Usage:
+lesion recall, malignancy AUC and macro F1 per threshold and protocol. Not a test. Usage:
 python Testing/benchmarks/tune_tumour_threshold.py [--cases 10] [--model NAME_OR_DIR] [--thresholds 0.5 0.4 0.3]
 """
 
@@ -74,8 +74,9 @@ def main() -> None:
                     print(f"{case.name} t={t}: tumour {row['tumor_dice']:.3f}", flush=True)
     for (protocol, t), done in rows.items():
         s = summarise(done)
-        print(f"{protocol:>10} threshold {t}: tumour DSC {s['tumor_dice']:.3f} PRE {s['tumor_precision']:.3f} "
-              f"SE {s['tumor_sensitivity']:.3f} lesion recall {s['lesion_recall']:.3f} ({s['cases']} cases)")
+        keys = ("tumor_dice", "tumor_precision", "tumor_sensitivity", "lesion_recall", "auc", "macro_f1")
+        cells = " ".join(f"{k} {'n/a' if s[k] is None else f'{s[k]:.3f}'}" for k in keys)  # AUC: one class, n/a
+        print(f"{protocol:>10} threshold {t}: {cells} ({s['cases']} cases)")
 
 
 if __name__ == "__main__":

@@ -15,13 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-from bench_models import PROTOCOLS
+from bench_models import generated_cases
 
 from liverfusion import pipeline
 from liverfusion.constants import CHANNELS
 from liverfusion.evaluation import case_images, score, summarise, truth_of
 from liverfusion.inference import Prediction
-from liverfusion.phantom import make_case
 from liverfusion.preprocessing import canonical_grid
 from liverfusion.roles import choose_reference
 
@@ -56,19 +55,17 @@ def main() -> None:
     p.add_argument("--cases", type=int, default=10, help="per protocol")
     p.add_argument("--spacing", type=float, default=3.0, help="model grid spacing, mm")
     args = p.parse_args()
+    rows: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for protocol, base in PROTOCOLS:
-            rows = []
-            for i in range(args.cases):
-                case = Path(tmp) / f"{protocol}_{base + i}"
-                make_case(case, base + i, protocol)
-                rows.append(ceiling_case(case, args.spacing))
-                r = rows[-1]
-                print(f"{case.name}: liver {r['liver_dice']:.3f} tumour {r['tumor_dice']:.3f} "
-                      f"lesions {r['lesions_found']}/{r['lesions_true']}", flush=True)
-            s = summarise(rows)
-            print(f"{protocol}, {args.spacing:g} mm grid, perfect network: liver Dice {s['liver_dice']:.3f}, "
-                  f"tumour DSC {s['tumor_dice']:.3f}, lesion recall {s['lesion_recall']:.3f} ({s['cases']} cases)")
+        for protocol, case in generated_cases(Path(tmp), args.cases):
+            r = ceiling_case(case, args.spacing)
+            rows.setdefault(protocol, []).append(r)
+            print(f"{case.name}: liver {r['liver_dice']:.3f} tumour {r['tumor_dice']:.3f} "
+                  f"lesions {r['lesions_found']}/{r['lesions_true']}", flush=True)
+    for protocol, done in rows.items():
+        s = summarise(done)
+        print(f"{protocol}, {args.spacing:g} mm grid, perfect network: liver Dice {s['liver_dice']:.3f}, "
+              f"tumour DSC {s['tumor_dice']:.3f}, lesion recall {s['lesion_recall']:.3f} ({s['cases']} cases)")
 
 
 if __name__ == "__main__":

@@ -38,6 +38,15 @@ COLUMNS = (
 )
 
 
+def generated_cases(tmp: Path, cases: int, protocols=PROTOCOLS):
+    """(protocol, case folder) for `cases` phantoms of each protocol from its base seed, made one at a time."""
+    for protocol, base in protocols:
+        for i in range(cases):
+            case = tmp / f"{protocol}_{base + i}"
+            make_case(case, base + i, protocol)
+            yield protocol, case
+
+
 def variants(bundles: list[model_store.Bundle], roles: list[str], singles: bool):
     """(row name, bundle, inputs used): every model on all inputs, and the first on each input alone."""
     for bundle in bundles:
@@ -99,20 +108,17 @@ def main() -> None:
     bundles = [model_store.load(m, device) for m in args.models]
     rows: dict[tuple[str, str], list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for protocol, base in PROTOCOLS:
-            for i in range(args.cases):
-                case = Path(tmp) / f"{protocol}_{base + i}"
-                make_case(case, base + i, protocol)
-                for name, row in run_case(case, bundles, args, device).items():
-                    rows.setdefault((protocol, name), []).append(row)
-                    if " only]" not in name:  # a single input differs between protocols
-                        rows.setdefault(("both", name), []).append(row)
-                    print(
-                        f"{name:>36} {case.name}: liver {row['liver_dice']:.3f} tumour {row['tumor_dice']:.3f} "
-                        f"lesions {row['lesions_found']}/{row['lesions_true']} p={shown(row['probability'])} "
-                        f"malignant={row['malignant']} {row['seconds']:.1f}s",
-                        flush=True,
-                    )
+        for protocol, case in generated_cases(Path(tmp), args.cases):
+            for name, row in run_case(case, bundles, args, device).items():
+                rows.setdefault((protocol, name), []).append(row)
+                if " only]" not in name:  # a single input differs between protocols
+                    rows.setdefault(("both", name), []).append(row)
+                print(
+                    f"{name:>36} {case.name}: liver {row['liver_dice']:.3f} tumour {row['tumor_dice']:.3f} "
+                    f"lesions {row['lesions_found']}/{row['lesions_true']} p={shown(row['probability'])} "
+                    f"malignant={row['malignant']} {row['seconds']:.1f}s",
+                    flush=True,
+                )
     order = [protocol for protocol, _ in PROTOCOLS] + ["both"]
     rows = dict(sorted(rows.items(), key=lambda item: order.index(item[0][0])))  # stable: models keep their order
     print_table(rows)

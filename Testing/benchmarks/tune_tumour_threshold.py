@@ -15,12 +15,12 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from bench_models import generated_cases
 
 from liverfusion import model_store, pipeline
 from liverfusion.constants import TUMOR
 from liverfusion.evaluation import case_images, score, summarise, truth_of
 from liverfusion.inference import pick_device
-from liverfusion.phantom import make_case
 from liverfusion.roles import choose_reference
 
 PROTOCOLS = (("ct-mri", 8000), ("multiphase", 8500))
@@ -64,14 +64,11 @@ def main() -> None:
     bundle = model_store.load(args.model, device)
     rows: dict[tuple[str, float], list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for protocol, base in PROTOCOLS:
-            for i in range(args.cases):
-                case = Path(tmp) / f"{protocol}_{base + i}"
-                make_case(case, base + i, protocol)
-                for t, row in case_rows(case, bundle, device, args.thresholds).items():
-                    for key in (protocol, "both"):
-                        rows.setdefault((key, t), []).append(row)
-                    print(f"{case.name} t={t}: tumour {row['tumor_dice']:.3f}", flush=True)
+        for protocol, case in generated_cases(Path(tmp), args.cases, PROTOCOLS):
+            for t, row in case_rows(case, bundle, device, args.thresholds).items():
+                for key in (protocol, "both"):
+                    rows.setdefault((key, t), []).append(row)
+                print(f"{case.name} t={t}: tumour {row['tumor_dice']:.3f}", flush=True)
     for (protocol, t), done in rows.items():
         s = summarise(done)
         keys = ("tumor_dice", "tumor_precision", "tumor_sensitivity", "lesion_recall", "auc", "macro_f1")

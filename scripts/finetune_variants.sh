@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fine-tune the shipped model in several variants side by side on one GPU, on the data of make_training_data.sh
 # (cached once for all runs), for the same minutes. Each variant is NAME=ARGS (more `liverfusion train` options,
-# e.g. "b16=--batch-size 16"); every run starts from the shipped bundle with the same seed and batches.
+# e.g. "b16=--batch-size 16"); every run starts from the shipped bundle with the same seed.
 #   scripts/finetune_variants.sh OUT_DIR MINUTES NAME=ARGS...
 # Environment: as make_training_data.sh, plus WORK, DEADLINE_EPOCH (training then gets the time left before it,
 # less a minute), VERSION (of the bundles written).

@@ -55,8 +55,10 @@ def main() -> None:
         pred, seconds, _ = timed_pass(net, x, present, roi, cap)
         same = float(np.mean(pred.probabilities.argmax(0) == labels))
         diff = float(np.abs(pred.probabilities - ref.probabilities).max())
-        print(f"cap {cap / 2**20:.0f} MiB ({share:.0%} of the peak + weights): {seconds:.2f} s, notes {pred.notes}, "
-              f"same class {same:.5f}, largest probability difference {diff:.4f}")
+        print(
+            f"cap {cap / 2**20:.0f} MiB ({share:.0%} of the peak + weights): {seconds:.2f} s, notes {pred.notes}, "
+            f"same class {same:.5f}, largest probability difference {diff:.4f}"
+        )
 
 
 if __name__ == "__main__":

@@ -60,12 +60,17 @@ def main() -> None:
         for protocol, case in generated_cases(Path(tmp), args.cases):
             r = ceiling_case(case, args.spacing)
             rows.setdefault(protocol, []).append(r)
-            print(f"{case.name}: liver {r['liver_dice']:.3f} tumour {r['tumor_dice']:.3f} "
-                  f"lesions {r['lesions_found']}/{r['lesions_true']}", flush=True)
+            print(
+                f"{case.name}: liver {r['liver_dice']:.3f} tumour {r['tumor_dice']:.3f} "
+                f"lesions {r['lesions_found']}/{r['lesions_true']}",
+                flush=True,
+            )
     for protocol, done in rows.items():
         s = summarise(done)
-        print(f"{protocol}, {args.spacing:g} mm grid, perfect network: liver Dice {s['liver_dice']:.3f}, "
-              f"tumour DSC {s['tumor_dice']:.3f}, lesion recall {s['lesion_recall']:.3f} ({s['cases']} cases)")
+        print(
+            f"{protocol}, {args.spacing:g} mm grid, perfect network: liver Dice {s['liver_dice']:.3f}, "
+            f"tumour DSC {s['tumor_dice']:.3f}, lesion recall {s['lesion_recall']:.3f} ({s['cases']} cases)"
+        )
 
 
 if __name__ == "__main__":

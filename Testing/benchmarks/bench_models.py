@@ -6,7 +6,7 @@ recall and the malignancy AUC and macro F1, per protocol: each model with all in
 single input (`--singles`: the same network, trained with modality dropout), MONAI baselines trained on the same
 budget (`scripts/train_benchmark_models.sh`), and peers such as `pyliverlesionseg` (reference image only).
 Usage: python Testing/benchmarks/bench_models.py [--cases 10] [--align deformable] [--singles] [--device auto]
-       [--models NAME_OR_DIR ...] [--json FILE]
+       [--models NAME_OR_DIR ...] [--json FILE] [--seeds 9000 9500]
 """
 
 from __future__ import annotations
@@ -103,12 +103,20 @@ def main() -> None:
     p.add_argument("--singles", action="store_true", help="also the first model with each single input")
     p.add_argument("--device", default="auto")
     p.add_argument("--json", default=None, help="write every row here")
+    p.add_argument(
+        "--seeds",
+        type=int,
+        nargs=2,
+        default=[base for _, base in PROTOCOLS],
+        help="first seed of each protocol (ct-mri, multiphase); 8000 8500 are the tuning cases",
+    )
     args = p.parse_args()
     device = pick_device(args.device)
     bundles = [model_store.load(m, device) for m in args.models]
     rows: dict[tuple[str, str], list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for protocol, case in generated_cases(Path(tmp), args.cases):
+        protocols = [(protocol, seed) for (protocol, _), seed in zip(PROTOCOLS, args.seeds)]
+        for protocol, case in generated_cases(Path(tmp), args.cases, protocols):
             for name, row in run_case(case, bundles, args, device).items():
                 rows.setdefault((protocol, name), []).append(row)
                 if " only]" not in name:  # a single input differs between protocols

@@ -56,15 +56,21 @@ def variants(bundles: list[model_store.Bundle], roles: list[str], singles: bool)
             yield f"{bundles[0].name} [{role} only]", bundles[0], {role}
 
 
-def run_case(case: Path, bundles: list[model_store.Bundle], args, device) -> dict[str, dict]:
-    """Align once (the liver found by the first model focuses the deformable stage), then score every variant."""
+def aligned_case(case: Path, bundle: model_store.Bundle, align: str, device):
+    """A case folder's images, reference role, registrations (the liver found by `bundle` focuses the deformable
+    stage), truth and `case.json`."""
     images = case_images(case)
-    roles, reference = list(images), choose_reference(images)
-    focus = liver_focus(images[reference], reference, bundles[0], device) if args.align == "deformable" else None
-    regs = align_all(images, reference, args.align, lambda *_: None, focus=focus)
-    truth, info = truth_of(case)
+    reference = choose_reference(images)
+    focus = liver_focus(images[reference], reference, bundle, device) if align == "deformable" else None
+    regs = align_all(images, reference, align, lambda *_: None, focus=focus)
+    return images, reference, regs, *truth_of(case)
+
+
+def run_case(case: Path, bundles: list[model_store.Bundle], args, device) -> dict[str, dict]:
+    """Align once, with the first model's liver, then score every variant."""
+    images, reference, regs, truth, info = aligned_case(case, bundles[0], args.align, device)
     rows = {}
-    for name, bundle, use in variants(bundles, roles, args.singles):
+    for name, bundle, use in variants(bundles, list(images), args.singles):
         start = time.perf_counter()
         result = segment_aligned(images, reference, regs, bundle, device, use=use)
         rows[name] = {"case": case.name, **score(result["labels"], truth, info, result["probability"])}

@@ -15,13 +15,12 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from bench_models import generated_cases
+from bench_models import aligned_case, generated_cases
 
 from liverfusion import model_store, pipeline
 from liverfusion.constants import TUMOR
-from liverfusion.evaluation import case_images, score, summarise, truth_of
+from liverfusion.evaluation import score, summarise
 from liverfusion.inference import pick_device
-from liverfusion.roles import choose_reference
 
 PROTOCOLS = (("ct-mri", 8000), ("multiphase", 8500))
 argmax_labels = pipeline._argmax_labels
@@ -37,13 +36,9 @@ def labels_at(threshold: float):
 
 
 def case_rows(case: Path, bundle, device, thresholds: list[float]) -> dict[float, dict]:
-    images = case_images(case)
-    reference = choose_reference(images)
-    focus = pipeline.liver_focus(images[reference], reference, bundle, device)
-    regs = pipeline.align_all(images, reference, "deformable", lambda *_: None, focus=focus)
+    images, reference, regs, truth, info = aligned_case(case, bundle, "deformable", device)
     transforms = {role: r.transform for role, r in regs.items()}
     grid, pred = pipeline.network_on_grid(images, reference, transforms, bundle, device)
-    truth, info = truth_of(case)
     rows = {}
     for t in thresholds:
         pipeline._argmax_labels = labels_at(t)

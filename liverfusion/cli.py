@@ -359,6 +359,11 @@ def parser() -> argparse.ArgumentParser:
         choices=["fusion", "unet", "attentionunet", "segresnet"],  # baselines.KINDS, without importing torch
         help="fusion: our network; the others: MONAI baselines taking all inputs as channels (benchmarks)",
     )
+    t.add_argument(
+        "--lesion-crops",
+        action="store_true",
+        help="each lesion, small or large, is the centre of an equal share of the tumour crops",
+    )
     t.set_defaults(func=_train)
     c = sub.add_parser("ct2mri", help="translate a CT into an MRI-like image on the CT's grid")
     c.add_argument("--input", required=True, help="CT: NIfTI/NRRD/MHA file or DICOM folder")

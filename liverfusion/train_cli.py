@@ -47,6 +47,7 @@ def run_training(args: argparse.Namespace) -> int:
         encoder=args.encoder,
         pretrained=args.pretrained,
         architecture=args.architecture,
+        lesion_crops=args.lesion_crops,
         **({"batch_size": args.batch_size} if args.batch_size else {}),
         **({"patch": (81,) * 3, "roi_size": (81,) * 3} if args.encoder == "kuleuven" else {}),
     )
@@ -146,6 +147,7 @@ batch {cfg.batch_size}, AdamW lr {cfg.lr} with warm-up and cosine decay over {cf
 {f"or {cfg.minutes} min, whichever ends first" if cfg.minutes else ""} (best checkpoint at step {best.get("step")}).
 Loss Dice + 0.5 x CE{" with deep supervision" if cfg.architecture == "fusion" else ""}, plus BCE malignancy on
 tumour voxels.
+Crops: 1 : 1 : 6 centred on background, liver, tumour{"; each lesion gets an equal share" if cfg.lesion_crops else ""}.
 Augmentation: flips, intensity scale/shift, per-channel shifts (misregistration), modality dropout.
 
 ## Metrics

@@ -26,13 +26,15 @@ from monai.transforms import (
     RandFlipd,
     RandScaleIntensityd,
     RandShiftIntensityd,
+    RandWeightedCropd,
     SpatialPadd,
 )
+from scipy import ndimage
 from tqdm import tqdm
 
 from . import model_store
 from .baselines import BaselineNet
-from .constants import TUMOR
+from .constants import BACKGROUND, LIVER, TUMOR
 from .dataset import cache_all
 from .fusion_net import FusionNet
 from .inference import predict
@@ -56,19 +58,32 @@ class TrainConfig:
     encoder: str = "unet"  # or "kuleuven": KU Leuven's liver-network encoder (patches must divide by 27)
     pretrained: str | None = None  # a bundle of their weights to start that encoder from (transfer learning)
     architecture: str = "fusion"  # or a MONAI baseline of `baselines.KINDS` (issue 5's benchmark)
+    lesion_crops: bool = False  # tumour crops centred on a lesion drawn uniformly, not on a tumour voxel
 
 
 warnings.filterwarnings("ignore", message="no available indices of class")  # tumour-free cases are expected
 
 
-def augmentations(patch) -> Compose:
+CLASS_RATIOS = (1, 1, 6)  # crop centres in background, liver, tumour
+
+
+def augmentations(patch, lesion_crops: bool = False) -> Compose:
     """Three crops in four centred on tumour: lesions are a tiny fraction of the volume, and with fewer
-    tumour crops the network learned the liver but no tumour in 1500 steps."""
+    tumour crops the network learned the liver but no tumour in 1500 steps. With `lesion_crops` each lesion gets
+    an equal share of the tumour crops (weights of `crop_weights`), where a tumour voxel drawn uniformly lands
+    in the largest lesion most of the time and a 5 mm lesion almost never."""
     keys = ["image", "label"]
+    crop = (
+        RandWeightedCropd(keys, "weight", patch, num_samples=1)
+        if lesion_crops
+        else RandCropByLabelClassesd(keys, "label", patch, ratios=list(CLASS_RATIOS), num_classes=3, num_samples=1)
+    )
+    padded = keys + ["weight"] if lesion_crops else keys
     return Compose(
         [
-            SpatialPadd(keys, patch, mode="edge"),  # short scans (real volumes of 20-30 slices), as at inference
-            RandCropByLabelClassesd(keys, "label", patch, ratios=[1, 1, 6], num_classes=3, num_samples=1),
+            # short scans (real volumes of 20-30 slices) are edge-padded, as at inference; no crop centre in the pad
+            SpatialPadd(padded, patch, mode=["edge", "edge", "constant"][: len(padded)]),
+            crop,
             RandFlipd(keys, prob=0.5, spatial_axis=0),
             RandFlipd(keys, prob=0.5, spatial_axis=1),
             RandFlipd(keys, prob=0.5, spatial_axis=2),
@@ -76,6 +91,21 @@ def augmentations(patch) -> Compose:
             RandShiftIntensityd("image", offsets=0.1, prob=0.5),
         ]
     )
+
+
+def crop_weights(label: np.ndarray) -> np.ndarray:
+    """A crop-centre weight per voxel of a [1, ...] label: background, liver and tumour get CLASS_RATIOS of the
+    total, and each lesion (connected tumour component) an equal part of the tumour's share."""
+    weights = np.zeros(label.shape, np.float32)
+    for cls, ratio in ((BACKGROUND, CLASS_RATIOS[0]), (LIVER, CLASS_RATIOS[1])):
+        mask = label == cls
+        weights[mask] = ratio / max(int(mask.sum()), 1)
+    lesions, n = ndimage.label(label[0] == TUMOR)
+    if n:
+        sizes = np.bincount(lesions.ravel())
+        inside = lesions > 0
+        weights[0][inside] = CLASS_RATIOS[2] / (n * sizes[lesions[inside]])
+    return weights
 
 
 def misregister(image: np.ndarray, rng: np.random.Generator, max_vox: int = 1) -> np.ndarray:
@@ -98,14 +128,15 @@ def modality_dropout(present: np.ndarray, rng: np.random.Generator) -> np.ndarra
 
 
 def make_batch(cases: list[dict], transform: Compose, rng: np.random.Generator, batch_size: int):
-    """A batch from cases of one input set (the encoder runs per present modality), as numpy arrays."""
+    """A batch from cases of one input set (the encoder runs per present modality), as numpy arrays; cases with
+    a `weight` map (`crop_weights`) pass it to the transform."""
     signature = tuple(cases[int(rng.integers(len(cases)))]["present"])
     group = [c for c in cases if tuple(c["present"]) == signature]
     present = modality_dropout(np.array(signature, np.float32), rng)
     images, labels, malignant = [], [], []
     for _ in range(batch_size):
         case = group[int(rng.integers(len(group)))]
-        sample = transform({"image": case["image"], "label": case["label"]})[0]
+        sample = transform({k: case[k] for k in ("image", "label", "weight") if k in case})[0]
         images.append(misregister(np.asarray(sample["image"]), rng) * present[:, None, None, None])
         labels.append(np.asarray(sample["label"]))
         malignant.append(float(case["malignant"]))
@@ -120,7 +151,7 @@ def _batch_for_step(step: int):
     which process makes it: with or without workers, a run sees the same batches."""
     cases, cfg = _POOL_STATE["cases"], _POOL_STATE["cfg"]
     rng = np.random.default_rng((cfg.seed, step))
-    transform = augmentations(cfg.patch)
+    transform = augmentations(cfg.patch, cfg.lesion_crops)
     transform.set_random_state(seed=int(rng.integers(2**31)))
     return make_batch(cases, transform, rng, cfg.batch_size)
 
@@ -230,6 +261,9 @@ def train(
     torch.backends.cudnn.benchmark = True  # fixed patch size: let cuDNN pick its fastest 3-D convolutions
     train_cases = cache_all(train_dirs, work / "cache", cfg.spacing_mm, max(1, cfg.workers), cfg.fill_mri)
     val_cases = cache_all(val_dirs, work / "cache", cfg.spacing_mm, max(1, cfg.workers), cfg.fill_mri)
+    if cfg.lesion_crops:  # once, before the batch workers fork
+        for case in train_cases:
+            case["weight"] = crop_weights(case["label"])
     net = initial_network(cfg).to(device)
     if init is not None:
         net.load_state_dict(init)

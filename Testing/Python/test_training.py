@@ -1,9 +1,13 @@
 """The trainer's batches and schedule: reproducible whatever the number of worker processes."""
 
+import json
+
 import numpy as np
+import pytest
 import torch
 
-from liverfusion.training import TrainConfig, batches, learning_rate_factor
+from liverfusion.cli import main
+from liverfusion.training import TrainConfig, augmentations, batches, crop_weights, learning_rate_factor
 
 
 def _cases() -> list[dict]:
@@ -42,3 +46,46 @@ def test_schedule_warms_up_then_anneals_to_zero_by_steps_or_by_time():
     assert learning_rate_factor(999, 0, cfg) < 1e-3
     timed = TrainConfig(steps=10**6, minutes=1.0)
     assert learning_rate_factor(10, 59.9, timed) < 1e-3  # the time budget ends the schedule, not the step count
+
+
+def _two_lesions() -> dict:
+    """A liver with a 16 mm-wide lesion (4096 voxels) and a 2-voxel one; the image marks the small one."""
+    label = np.zeros((1, 64, 64, 64), np.uint8)
+    label[0, 6:58, 6:58, 6:58] = 1
+    label[0, 10:26, 10:26, 10:26] = 2
+    label[0, 40, 40, 40:42] = 2
+    image = np.zeros((1, 64, 64, 64), np.float32)
+    image[0, 40, 40, 40:42] = 1.0
+    return {"image": image, "label": label}
+
+
+def test_crop_weights_give_each_lesion_an_equal_share_of_the_tumour_crops():
+    case = _two_lesions()
+    w = crop_weights(case["label"])
+    big, small = w[0, 10:26, 10:26, 10:26].sum(), w[0, 40, 40, 40:42].sum()
+    assert np.isclose(big, small) and np.isclose(big + small, 6 * w[case["label"] == 1].sum())
+    assert np.isclose(w[case["label"] == 0].sum(), w[case["label"] == 1].sum())
+
+
+def test_lesion_crops_reach_a_small_lesion_that_voxel_crops_almost_never_do():
+    def share_with_small_lesion(lesion_crops: bool) -> float:
+        case = _two_lesions()
+        if lesion_crops:
+            case["weight"] = crop_weights(case["label"])
+        transform = augmentations((16, 16, 16), lesion_crops)
+        transform.set_random_state(seed=0)
+        return float(np.mean([transform(case)[0]["image"].max() > 0.5 for _ in range(200)]))  # 1 +- 0.2
+
+    voxel, lesion = share_with_small_lesion(False), share_with_small_lesion(True)
+    assert voxel < 0.05  # 2 of 4098 tumour voxels, plus the odd liver crop nearby
+    assert 0.3 < lesion < 0.5  # 6/8 x 1/2 of the crops, plus the odd other crop nearby
+
+
+@pytest.mark.slow
+def test_train_with_lesion_crops_writes_a_bundle_that_says_so(small_ctmri, small_multiphase, tmp_path):
+    bundle = tmp_path / "lesion_crops"
+    data = ["--data", str(small_ctmri.parent), str(small_multiphase.parent), "--val", str(small_multiphase)]
+    args = ["train", *data, "--out", str(bundle)]
+    assert main([*args, "--steps", "2", "--batch-size", "2", "--lesion-crops", "--device", "cpu"]) == 0
+    assert json.loads((bundle / "configs" / "inference.json").read_text())["train"]["lesion_crops"] is True
+    assert "each lesion gets an equal share" in (bundle / "docs" / "README.md").read_text()

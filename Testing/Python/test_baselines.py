@@ -1,13 +1,19 @@
 """MONAI baselines of issue 5's benchmark: same interface as the fusion network, trainable, saved and loaded as
 verified bundles."""
 
+from pathlib import Path
+
 import pytest
+import SimpleITK as sitk
 import torch
 
 from liverfusion import model_store
 from liverfusion.baselines import KINDS, BaselineNet
 from liverfusion.cli import parser
+from liverfusion.metrics import dice
 from liverfusion.training import Losses, TrainConfig, initial_network
+
+BENCHMARK_MODELS = Path(__file__).parents[1] / "benchmarks" / "models"
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -48,3 +54,18 @@ def test_cli_offers_exactly_the_baselines_it_can_build():
         assert parser().parse_args(["train", "--data", "d", "--out", "o", "--architecture", kind]).architecture == kind
     with pytest.raises(SystemExit):
         parser().parse_args(["train", "--data", "d", "--out", "o", "--architecture", "vnet"])
+
+
+@pytest.mark.parametrize("name", ["fusion", *KINDS])
+def test_committed_benchmark_models_load_verified_and_segment_a_phantom(name, small_ctmri):
+    """The trained models of Testing/benchmarks/models (bench_models.py's table) are intact and tell liver from
+    the rest of a case they never saw."""
+    from liverfusion import pipeline
+    from liverfusion.evaluation import case_images, truth_of
+
+    bundle = model_store.load(BENCHMARK_MODELS / name, torch.device("cpu"))
+    assert bundle.name == name
+    images = case_images(small_ctmri)
+    result = pipeline.segment_aligned(images, "ct", {}, bundle, torch.device("cpu"))
+    truth, _ = truth_of(small_ctmri)
+    assert dice(sitk.GetArrayFromImage(result["labels"]) > 0, sitk.GetArrayFromImage(truth) > 0) > 0.85  # 0.93-0.95

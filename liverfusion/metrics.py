@@ -61,7 +61,8 @@ def on_grid_of(labels: sitk.Image, reference: sitk.Image) -> sitk.Image:
 
 def evaluate(pred: sitk.Image, truth: sitk.Image) -> dict[str, dict]:
     """Metrics for liver (liver + tumour) and tumour; `pred` is resampled onto `truth` if grids differ."""
-    p, t = sitk.GetArrayViewFromImage(on_grid_of(pred, truth)), sitk.GetArrayViewFromImage(truth)
+    on_grid = on_grid_of(pred, truth)  # kept: a view of an image that is no longer referenced reads freed memory
+    p, t = sitk.GetArrayViewFromImage(on_grid), sitk.GetArrayViewFromImage(truth)
     spacing = truth.GetSpacing()[::-1]
     return {"liver": overlap(p >= LIVER, t >= LIVER, spacing), "tumor": overlap(p == TUMOR, t == TUMOR, spacing)}
 

@@ -35,3 +35,16 @@ def test_evaluate_reports_every_metric_for_liver_and_tumor():
     for organ in ("liver", "tumor"):
         assert set(result[organ]) == {"dice", "jaccard", "sensitivity", "precision", "specificity", "hd95_mm"}
         assert result[organ]["dice"] == 1.0 and result[organ]["hd95_mm"] == 0.0
+
+
+def test_evaluate_a_prediction_on_a_finer_grid_than_the_truth():
+    """The prediction is resampled onto the truth's grid; that resampled image must outlive the arrays read from it
+    (a NumPy view of a temporary SimpleITK image reads freed memory: tumour Dice 0.0 here before the fix)."""
+    a = np.zeros((80, 100, 100), np.uint8)
+    a[10:70, 20:80, 20:80], a[30:50, 40:60, 40:60] = 1, 2
+    truth = sitk.GetImageFromArray(a)
+    fine = sitk.Resample(
+        truth, [200, 200, 160], sitk.Transform(), sitk.sitkNearestNeighbor, (0, 0, 0), (0.5,) * 3, truth.GetDirection()
+    )
+    scores = evaluate(fine, truth)
+    assert scores["liver"]["dice"] == 1.0 and scores["tumor"]["dice"] == 1.0

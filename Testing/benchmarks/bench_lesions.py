@@ -1,0 +1,174 @@
+"""Which true lesions the shipped network finds, and whether mirrored test-time passes find more: issue 5's held-out
+phantoms (the seeds of bench_models.py), one deformable alignment per case.
+
+Per case the network runs on its input and on the input flipped along each axis (test-time augmentation as in
+nnU-Net, which uses all 8 mirrorings; training flips every axis). Two predictions are scored: the plain pass and the
+mean of the 4 (`--plain`: the plain pass alone).
+Per true lesion of `case.json` it records the type, diameter, whether each prediction touches it, and its contrast
+to noise in every input: |mean(lesion) - mean(liver ring 2-6 mm around it)| / std(that ring), on the input's own
+image and label. Prints the case rows and their lesions (a JSON line each), the summary per protocol and prediction,
+and detection by size and by contrast.
+Not a test. Usage: python Testing/benchmarks/bench_lesions.py [--cases 20] [--model NAME_OR_DIR] [--json FILE] [--plain]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+from bench_models import aligned_case, generated_cases
+
+from liverfusion import model_store, pipeline
+from liverfusion.constants import LIVER, TUMOR
+from liverfusion.evaluation import score, summarise
+from liverfusion.imageio import read_image
+from liverfusion.inference import Prediction, pick_device, predict
+from liverfusion.metrics import on_grid_of
+
+MIRRORS = [axes for n in range(2) for axes in itertools.combinations((1, 2, 3), n)]  # plain, then each axis
+VARIANTS = {"plain": 1, "mirror4": 4}  # the mean of the first k of MIRRORS
+
+
+def mirrored_predictions(network, stacked, present, roi, device, count: int) -> list[Prediction]:
+    """The network on the first `count` mirrorings of the input, each output flipped back."""
+    out = []
+    for axes in MIRRORS[:count]:
+        p = predict(network, np.ascontiguousarray(np.flip(stacked, axes)), present, roi, device)
+        back = [np.ascontiguousarray(np.flip(a, axes)) for a in (p.probabilities, p.fusion_weights)]
+        logits = np.ascontiguousarray(np.flip(p.malignancy_logits, [a - 1 for a in axes]))
+        out.append(Prediction(back[0], logits, back[1], p.notes))
+    return out
+
+
+def mean_of(preds: list[Prediction]) -> Prediction:
+    fields = ("probabilities", "malignancy_logits", "fusion_weights")
+    return Prediction(*(np.mean([getattr(p, k) for p in preds], 0, dtype=np.float32) for k in fields))
+
+
+def lesion_contrast(case: Path, role: str, centre_mm: list[float]) -> float | None:
+    """Contrast to noise of the true lesion at `centre_mm` (reference frame) in `role`'s own image."""
+    info = json.loads((case / "case.json").read_text())
+    transform = sitk.ReadTransform(str(case / info["images"][role]["truth_transform"]))
+    label = read_image(case / f"label_{role}.nii.gz", label=True)
+    image = sitk.Cast(read_image(case / f"{role}.nii.gz"), sitk.sitkFloat32)
+    point = transform.TransformPoint(centre_mm)
+    index = label.TransformPhysicalPointToIndex(point)
+    if not all(0 <= i < n for i, n in zip(index, label.GetSize())) or label[index] != TUMOR:
+        return None
+    cc = sitk.ConnectedComponent(label == TUMOR)
+    lesion = cc == cc[index]
+    spacing = min(label.GetSpacing())
+    near = sitk.BinaryDilate(lesion, [max(1, round(2 / s)) for s in label.GetSpacing()])
+    far = sitk.BinaryDilate(lesion, [max(1, round(6 / s)) for s in label.GetSpacing()])
+    ring = sitk.GetArrayFromImage(far & ~near & (label == LIVER)).astype(bool)
+    inside = sitk.GetArrayViewFromImage(lesion).astype(bool)
+    values = sitk.GetArrayViewFromImage(image)
+    if ring.sum() < 5 or spacing <= 0:
+        return None
+    return float(abs(values[inside].mean() - values[ring].mean()) / max(values[ring].std(), 1e-6))
+
+
+def lesion_rows(case: Path, info: dict, labels: dict[str, sitk.Image], truth: sitk.Image) -> list[dict]:
+    """One row per true lesion: type, diameter, found by each prediction, contrast per input."""
+    transform = sitk.ReadTransform(str(case / info["images"][info["reference"]]["truth_transform"]))
+    cc = sitk.ConnectedComponent(truth == TUMOR)
+    rows = []
+    for lesion in info["lesions"]:
+        index = truth.TransformPhysicalPointToIndex(transform.TransformPoint(lesion["center_world_mm"]))
+        if not all(0 <= i < n for i, n in zip(index, truth.GetSize())) or truth[index] != TUMOR:
+            continue
+        mask = sitk.GetArrayFromImage(cc == cc[index]).astype(bool)
+        row = {"case": case.name, "type": lesion["type"], "diameter_mm": lesion["diameter_mm"]}
+        for name, pred in labels.items():
+            row[f"found_{name}"] = bool((sitk.GetArrayFromImage(on_grid_of(pred, truth))[mask] == TUMOR).any())
+        for role in info["images"]:
+            row[f"cnr_{role}"] = lesion_contrast(case, role, lesion["center_world_mm"])
+        rows.append(row)
+    return rows
+
+
+def run_case(case: Path, bundle, device, variants: dict[str, int]) -> tuple[dict[str, dict], list[dict]]:
+    """Score each prediction of `variants`; the network runs once per mirroring, the rest is the pipeline's own."""
+    images, reference, regs, truth, info = aligned_case(case, bundle, "deformable", device)
+    transforms = {role: r.transform for role, r in regs.items()}
+    cache: list[Prediction] = []
+    rows, labels = {}, {}
+    original = pipeline.predict
+    for name, k in variants.items():
+
+        def averaged(network, stacked, present, roi, device, progress=False, k=k):
+            count = max(variants.values())
+            cache.extend([] if cache else mirrored_predictions(network, stacked, present, roi, device, count))
+            return mean_of(cache[:k])
+
+        pipeline.predict = averaged
+        try:
+            grid, pred = pipeline.network_on_grid(images, reference, transforms, bundle, device)
+        finally:
+            pipeline.predict = original
+        result = pipeline._postprocess(pred, grid, images, reference, regs)
+        rows[name] = {"case": case.name, **score(result["labels"], truth, info, result["probability"])}
+        labels[name] = result["labels"]
+    return rows, lesion_rows(case, info, labels, truth)
+
+
+def print_detection(lesions: list[dict], variants: dict[str, int]) -> None:
+    """Lesion recall of each prediction by diameter and by the best contrast over the inputs."""
+    for lesion in lesions:
+        cnrs = [v for k, v in lesion.items() if k.startswith("cnr_") and v is not None]
+        lesion["best_cnr"] = max(cnrs) if cnrs else None
+    bins = {
+        "diameter_mm": ((0, 10), (10, 20), (20, 40), (40, 1000)),
+        "best_cnr": ((0, 1), (1, 2), (2, 4), (4, 1e9)),
+    }
+    for key, edges in bins.items():
+        for low, high in edges:
+            inside = [x for x in lesions if x[key] is not None and low <= x[key] < high]
+            found = " ".join(f"{n} {sum(x[f'found_{n}'] for x in inside)}" for n in variants)
+            print(f"{key} [{low:g}, {high:g}): {len(inside)} lesions, found: {found}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--cases", type=int, default=20, help="per protocol")
+    p.add_argument("--model", default=None)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", default=None, help="write the lesion rows here")
+    p.add_argument("--plain", action="store_true", help="the plain pass only (a quarter of the network time)")
+    args = p.parse_args()
+    device = pick_device(args.device)
+    bundle = model_store.load(args.model, device)
+    rows: dict[tuple[str, str], list[dict]] = {}
+    lesions: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for protocol, case in generated_cases(Path(tmp), args.cases):
+            variants = {"plain": 1} if args.plain else VARIANTS
+            case_rows, case_lesions = run_case(case, bundle, device, variants)
+            lesions += case_lesions
+            for lesion in case_lesions:
+                print(json.dumps(lesion), flush=True)
+            for name, row in case_rows.items():
+                for key in (protocol, "both"):
+                    rows.setdefault((key, name), []).append(row)
+                print(
+                    f"{case.name} {name}: tumour {row['tumor_dice']:.3f} lesions "
+                    f"{row['lesions_found']}/{row['lesions_true']} p={row['probability']:.2f}",
+                    flush=True,
+                )
+    for (protocol, name), done in rows.items():
+        s = summarise(done)
+        keys = ("liver_dice", "tumor_dice", "tumor_precision", "tumor_sensitivity", "lesion_recall", "auc")
+        cells = " ".join(f"{k} {'n/a' if s[k] is None else f'{s[k]:.3f}'}" for k in keys)
+        print(f"{protocol:>10} {name}: {cells} ({s['cases']} cases)")
+    print_detection(lesions, variants)
+    if args.json:
+        Path(args.json).write_text(json.dumps(lesions, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -78,11 +78,12 @@ def augmentations(patch, lesion_crops: bool = False) -> Compose:
         if lesion_crops
         else RandCropByLabelClassesd(keys, "label", patch, ratios=list(CLASS_RATIOS), num_classes=3, num_samples=1)
     )
-    padded = keys + ["weight"] if lesion_crops else keys
+    pads = [SpatialPadd(keys, patch, mode="edge")]  # short scans (real volumes of 20-30 slices), as at inference
+    if lesion_crops:
+        pads.append(SpatialPadd("weight", patch, mode="constant"))  # no crop centre in the padding
     return Compose(
         [
-            # short scans (real volumes of 20-30 slices) are edge-padded, as at inference; no crop centre in the pad
-            SpatialPadd(padded, patch, mode=["edge", "edge", "constant"][: len(padded)]),
+            *pads,
             crop,
             RandFlipd(keys, prob=0.5, spatial_axis=0),
             RandFlipd(keys, prob=0.5, spatial_axis=1),

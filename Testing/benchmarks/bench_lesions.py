@@ -50,44 +50,52 @@ def mean_of(preds: list[Prediction]) -> Prediction:
     return Prediction(*(np.mean([getattr(p, k) for p in preds], 0, dtype=np.float32) for k in fields))
 
 
-def lesion_contrast(case: Path, role: str, centre_mm: list[float]) -> float | None:
-    """Contrast to noise of the true lesion at `centre_mm` (reference frame) in `role`'s own image."""
-    info = json.loads((case / "case.json").read_text())
-    transform = sitk.ReadTransform(str(case / info["images"][role]["truth_transform"]))
-    label = read_image(case / f"label_{role}.nii.gz", label=True)
-    image = sitk.Cast(read_image(case / f"{role}.nii.gz"), sitk.sitkFloat32)
-    point = transform.TransformPoint(centre_mm)
-    index = label.TransformPhysicalPointToIndex(point)
+def component_at(label: sitk.Image, transform: sitk.Transform, centre_mm: list[float]) -> sitk.Image | None:
+    """The tumour component of `label` at the lesion centre `centre_mm` (reference frame, mapped into the label by
+    `transform`); None when the centre is outside the image or not tumour there."""
+    index = label.TransformPhysicalPointToIndex(transform.TransformPoint(centre_mm))
     if not all(0 <= i < n for i, n in zip(index, label.GetSize())) or label[index] != TUMOR:
         return None
     cc = sitk.ConnectedComponent(label == TUMOR)
-    lesion = cc == cc[index]
-    spacing = min(label.GetSpacing())
+    return cc == cc[index]
+
+
+def lesion_contrast(image: sitk.Image, label: sitk.Image, lesion: sitk.Image) -> float | None:
+    """Contrast to noise of `lesion` (a mask on `label`'s grid) against the liver 2-6 mm around it in `image`."""
     near = sitk.BinaryDilate(lesion, [max(1, round(2 / s)) for s in label.GetSpacing()])
     far = sitk.BinaryDilate(lesion, [max(1, round(6 / s)) for s in label.GetSpacing()])
     ring = sitk.GetArrayFromImage(far & ~near & (label == LIVER)).astype(bool)
-    inside = sitk.GetArrayViewFromImage(lesion).astype(bool)
-    values = sitk.GetArrayViewFromImage(image)
-    if ring.sum() < 5 or spacing <= 0:
+    if ring.sum() < 5:
         return None
+    inside = sitk.GetArrayFromImage(lesion).astype(bool)
+    values = sitk.GetArrayViewFromImage(image)
     return float(abs(values[inside].mean() - values[ring].mean()) / max(values[ring].std(), 1e-6))
 
 
 def lesion_rows(case: Path, info: dict, labels: dict[str, sitk.Image], truth: sitk.Image) -> list[dict]:
-    """One row per true lesion: type, diameter, found by each prediction, contrast per input."""
-    transform = sitk.ReadTransform(str(case / info["images"][info["reference"]]["truth_transform"]))
-    cc = sitk.ConnectedComponent(truth == TUMOR)
+    """One row per true lesion: type, diameter, found by each prediction, contrast per input (each input's image,
+    label and truth transform read once)."""
+    inputs = {
+        role: (
+            sitk.ReadTransform(str(case / meta["truth_transform"])),
+            read_image(case / f"label_{role}.nii.gz", label=True),
+            read_image(case / f"{role}.nii.gz"),
+        )
+        for role, meta in info["images"].items()
+    }
+    found_in = {name: sitk.GetArrayFromImage(on_grid_of(pred, truth)) == TUMOR for name, pred in labels.items()}
     rows = []
     for lesion in info["lesions"]:
-        index = truth.TransformPhysicalPointToIndex(transform.TransformPoint(lesion["center_world_mm"]))
-        if not all(0 <= i < n for i, n in zip(index, truth.GetSize())) or truth[index] != TUMOR:
+        centre = lesion["center_world_mm"]
+        component = component_at(truth, inputs[info["reference"]][0], centre)
+        if component is None:
             continue
-        mask = sitk.GetArrayFromImage(cc == cc[index]).astype(bool)
+        mask = sitk.GetArrayFromImage(component).astype(bool)
         row = {"case": case.name, "type": lesion["type"], "diameter_mm": lesion["diameter_mm"]}
-        for name, pred in labels.items():
-            row[f"found_{name}"] = bool((sitk.GetArrayFromImage(on_grid_of(pred, truth))[mask] == TUMOR).any())
-        for role in info["images"]:
-            row[f"cnr_{role}"] = lesion_contrast(case, role, lesion["center_world_mm"])
+        row.update({f"found_{name}": bool(found[mask].any()) for name, found in found_in.items()})
+        for role, (transform, label, image) in inputs.items():
+            own = component_at(label, transform, centre)
+            row[f"cnr_{role}"] = None if own is None else lesion_contrast(image, label, own)
         rows.append(row)
     return rows
 
@@ -99,10 +107,10 @@ def run_case(case: Path, bundle, device, variants: dict[str, int]) -> tuple[dict
     cache: list[Prediction] = []
     rows, labels = {}, {}
     original = pipeline.predict
+    count = max(variants.values())
     for name, k in variants.items():
 
         def averaged(network, stacked, present, roi, device, progress=False, k=k):
-            count = max(variants.values())
             cache.extend([] if cache else mirrored_predictions(network, stacked, present, roi, device, count))
             return mean_of(cache[:k])
 
@@ -145,9 +153,9 @@ def main() -> None:
     bundle = model_store.load(args.model, device)
     rows: dict[tuple[str, str], list[dict]] = {}
     lesions: list[dict] = []
+    variants = {"plain": 1} if args.plain else VARIANTS
     with tempfile.TemporaryDirectory() as tmp:
         for protocol, case in generated_cases(Path(tmp), args.cases):
-            variants = {"plain": 1} if args.plain else VARIANTS
             case_rows, case_lesions = run_case(case, bundle, device, variants)
             lesions += case_lesions
             for lesion in case_lesions:

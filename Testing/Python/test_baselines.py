@@ -7,9 +7,10 @@ import pytest
 import SimpleITK as sitk
 import torch
 
-from liverfusion import model_store
+from liverfusion import model_store, pipeline
 from liverfusion.baselines import KINDS, BaselineNet
 from liverfusion.cli import parser
+from liverfusion.evaluation import case_images, truth_of
 from liverfusion.metrics import dice
 from liverfusion.training import Losses, TrainConfig, initial_network
 
@@ -60,9 +61,6 @@ def test_cli_offers_exactly_the_baselines_it_can_build():
 def test_committed_benchmark_models_load_verified_and_segment_a_phantom(name, small_ctmri):
     """The trained models of Testing/benchmarks/models (bench_models.py's table) are intact and tell liver from
     the rest of a case they never saw."""
-    from liverfusion import pipeline
-    from liverfusion.evaluation import case_images, truth_of
-
     bundle = model_store.load(BENCHMARK_MODELS / name, torch.device("cpu"))
     assert bundle.name == name
     images = case_images(small_ctmri)

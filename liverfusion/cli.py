@@ -346,6 +346,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--minutes", type=float, default=0.0, help="wall-clock budget; the schedule fits it (default none)")
     t.add_argument("--workers", type=int, default=0, help="processes that cache cases and make batches")
     t.add_argument("--batch-size", type=int, default=None, help="patches per step (default 8)")
+    t.add_argument("--lr", type=float, default=None, help="peak learning rate (default 2e-3; lower to fine-tune)")
     t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     t.add_argument("--resume", action="store_true", help="continue from WORK/last.pt")
     t.add_argument("--init", default=None, help="start from a model bundle (name or folder) or a .pt state dict")

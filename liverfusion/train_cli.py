@@ -49,6 +49,7 @@ def run_training(args: argparse.Namespace) -> int:
         architecture=args.architecture,
         lesion_crops=args.lesion_crops,
         **({"batch_size": args.batch_size} if args.batch_size else {}),
+        **({"lr": args.lr} if args.lr else {}),
         **({"patch": (81,) * 3, "roi_size": (81,) * 3} if args.encoder == "kuleuven" else {}),
     )
     if args.pretrained and args.encoder != "kuleuven":

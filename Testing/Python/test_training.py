@@ -82,10 +82,12 @@ def test_lesion_crops_reach_a_small_lesion_that_voxel_crops_almost_never_do():
 
 
 @pytest.mark.slow
-def test_train_with_lesion_crops_writes_a_bundle_that_says_so(small_ctmri, small_multiphase, tmp_path):
+def test_train_with_lesion_crops_and_lr_writes_a_bundle_that_says_so(small_ctmri, small_multiphase, tmp_path):
     bundle = tmp_path / "lesion_crops"
     data = ["--data", str(small_ctmri.parent), str(small_multiphase.parent), "--val", str(small_multiphase)]
     args = ["train", *data, "--out", str(bundle)]
-    assert main([*args, "--steps", "2", "--batch-size", "2", "--lesion-crops", "--device", "cpu"]) == 0
-    assert json.loads((bundle / "configs" / "inference.json").read_text())["train"]["lesion_crops"] is True
-    assert "each lesion gets an equal share" in (bundle / "docs" / "README.md").read_text()
+    assert main([*args, "--steps", "2", "--batch-size", "2", "--lesion-crops", "--lr", "3e-4", "--device", "cpu"]) == 0
+    train = json.loads((bundle / "configs" / "inference.json").read_text())["train"]
+    assert train["lesion_crops"] is True and train["lr"] == 3e-4
+    card = (bundle / "docs" / "README.md").read_text()
+    assert "each lesion gets an equal share" in card and "AdamW lr 0.0003 " in card

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from .constants import TUMOR
+from .constants import MM3_PER_ML, TUMOR
 from .dataset import case_roles, find_cases
 from .imageio import read_image, staged_output, write_text
 from .metrics import auc, evaluate, on_grid_of
@@ -41,7 +41,7 @@ def detection(pred: sitk.Image, truth: sitk.Image) -> dict[str, int]:
     small, so counting them would score as missed the label's specks (a deformed lesion's detached fragments),
     which no output of the product can find."""
     p_cc = sitk.GetArrayFromImage(sitk.ConnectedComponent(on_grid_of(pred, truth) == TUMOR))
-    voxel_ml = float(np.prod(truth.GetSpacing())) / 1000
+    voxel_ml = float(np.prod(truth.GetSpacing())) / MM3_PER_ML
     smallest = int(np.ceil(MIN_LESION_ML / voxel_ml))
     t_cc = sitk.GetArrayFromImage(sitk.RelabelComponent(sitk.ConnectedComponent(truth == TUMOR), smallest))
     return {

@@ -20,7 +20,7 @@ from .dataset import case_roles, find_cases
 from .imageio import read_image, staged_output, write_text
 from .metrics import auc, evaluate, on_grid_of
 from .pipeline import read_inputs, run_case
-from .postprocess import MIN_LESION_ML
+from .postprocess import MIN_LESION_ML, lesion_components
 from .progress import Reporter, silent
 from .roles import choose_reference
 
@@ -39,11 +39,12 @@ def detection(pred: sitk.Image, truth: sitk.Image) -> dict[str, int]:
 
     True lesions under `MIN_LESION_ML` are not counted: the post-processing removes every predicted island that
     small, so counting them would score as missed the label's specks (a deformed lesion's detached fragments),
-    which no output of the product can find."""
-    p_cc = sitk.GetArrayFromImage(sitk.ConnectedComponent(on_grid_of(pred, truth) == TUMOR))
+    which no output of the product can find. Lesions are counted as the post-processing counts them
+    (`lesion_components`)."""
+    p_cc = sitk.GetArrayFromImage(lesion_components(on_grid_of(pred, truth) == TUMOR))
     voxel_ml = float(np.prod(truth.GetSpacing())) / MM3_PER_ML
     smallest = int(np.ceil(MIN_LESION_ML / voxel_ml))
-    t_cc = sitk.GetArrayFromImage(sitk.RelabelComponent(sitk.ConnectedComponent(truth == TUMOR), smallest))
+    t_cc = sitk.GetArrayFromImage(lesion_components(truth == TUMOR, smallest))
     return {
         "lesions_true": int(t_cc.max()),
         "lesions_found": int(len(np.unique(t_cc[(t_cc > 0) & (p_cc > 0)]))),

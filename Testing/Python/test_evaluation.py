@@ -4,6 +4,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from liverfusion.evaluation import classification, detection, summarise
+from liverfusion.postprocess import find_lesions
 
 
 def _labels(*boxes) -> sitk.Image:
@@ -26,6 +27,13 @@ def test_detection_ignores_true_specks_smaller_than_a_reported_lesion():
     array[12:15, 30:33, 30:33] = 2  # 0.027 ml: a speck that post-processing would remove from any prediction
     counts = detection(_labels((5, 5, 5)), sitk.GetImageFromArray(array))
     assert counts["lesions_true"] == 1 and counts["lesions_found"] == 1
+
+
+def test_detection_counts_lesions_joined_at_a_corner_once_as_the_post_processing_does():
+    truth = _labels((5, 5, 5), (9, 9, 9))  # two cubes that meet at one corner voxel pair: one lesion
+    counts = detection(_labels((5, 5, 5)), truth)
+    assert counts["lesions_true"] == 1 and counts["lesions_found"] == 1
+    assert len(find_lesions(truth, None)[0]) == 1
 
 
 def test_classification_figures():

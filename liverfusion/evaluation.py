@@ -116,6 +116,29 @@ def summarise(rows: list[dict]) -> dict:
     return {**out, **classification(rows)}
 
 
+def paired_difference(
+    a: list[dict], b: list[dict], key: str, draws: int = 2000, seed: int = 0
+) -> tuple[float, float, float] | None:
+    """Summary figure `key` of model a minus model b on the same cases, with a 95% interval from resampling the
+    cases with replacement (paired: both models keep each draw), so a ranking on 10 or 20 cases is read with its
+    noise. None when the figure is undefined on the cases themselves (an AUC without both classes); draws where
+    it is undefined are left out of the interval."""
+    if [r["case"] for r in a] != [r["case"] for r in b]:
+        raise ValueError("paired_difference needs both models' rows for the same cases in the same order")
+
+    def difference(pick) -> float | None:
+        x, y = summarise([a[i] for i in pick])[key], summarise([b[i] for i in pick])[key]
+        return None if x is None or y is None else x - y
+
+    observed = difference(range(len(a)))
+    if observed is None:
+        return None
+    rng = np.random.default_rng(seed)
+    resampled = (difference(rng.integers(0, len(a), len(a))) for _ in range(draws))
+    low, high = np.percentile([d for d in resampled if d is not None], [2.5, 97.5])
+    return observed, float(low), float(high)
+
+
 def write_tables(rows: list[dict], summary: dict, out: Path) -> None:
     """`cases.csv`, `cases.json` and `summary.json` in `out`, written whole or not at all."""
     with staged_output(out) as stage:

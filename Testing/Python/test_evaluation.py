@@ -1,9 +1,10 @@
 """Evaluation tables: lesion detection, case classification figures and their summary."""
 
 import numpy as np
+import pytest
 import SimpleITK as sitk
 
-from liverfusion.evaluation import classification, detection, summarise
+from liverfusion.evaluation import classification, detection, paired_difference, summarise
 from liverfusion.postprocess import find_lesions
 
 
@@ -58,3 +59,15 @@ def test_summary_scores_tumour_over_cases_with_tumour_and_pools_lesions():
     assert abs(s["tumor_dice"] - 0.6) < 1e-9 and s["liver_dice"] == 0.9
     assert s["lesion_recall"] == 0.75 and s["lesion_precision"] == 1.0 and s["tumor_hd95_mm"] is None
     assert s["auc"] == 1.0
+
+
+def test_paired_difference_gives_the_gap_with_an_interval_from_the_cases():
+    dice_b = np.linspace(0.3, 0.7, 12)
+    b = [{**_row(d, True, 1, 1), "case": f"c{i}"} for i, d in enumerate(dice_b)]
+    better = [{**r, "tumor_dice": r["tumor_dice"] + 0.1 + 0.02 * (i % 3)} for i, r in enumerate(b)]
+    gap, low, high = paired_difference(better, b, "tumor_dice")
+    assert abs(gap - 0.12) < 1e-9 and 0.1 <= low < gap < high <= 0.14  # paired: the spread of the gap, not of Dice
+    assert paired_difference(b, b, "tumor_dice") == (0.0, 0.0, 0.0)
+    assert paired_difference(b, b, "auc") is None  # every case malignant: no AUC
+    with pytest.raises(ValueError):
+        paired_difference(b, b[::-1], "tumor_dice")

@@ -29,6 +29,7 @@ from liverfusion.evaluation import score, summarise
 from liverfusion.imageio import read_image
 from liverfusion.inference import Prediction, pick_device, predict
 from liverfusion.metrics import on_grid_of
+from liverfusion.postprocess import lesion_components
 
 MIRRORS = [axes for n in range(2) for axes in itertools.combinations((1, 2, 3), n)]  # plain, then each axis
 VARIANTS = {"plain": 1, "mirror4": 4}  # the mean of the first k of MIRRORS
@@ -56,7 +57,7 @@ def component_at(label: sitk.Image, transform: sitk.Transform, centre_mm: list[f
     index = label.TransformPhysicalPointToIndex(transform.TransformPoint(centre_mm))
     if not all(0 <= i < n for i, n in zip(index, label.GetSize())) or label[index] != TUMOR:
         return None
-    cc = sitk.ConnectedComponent(label == TUMOR)
+    cc = lesion_components(label == TUMOR)
     return cc == cc[index]
 
 

@@ -5,8 +5,10 @@ Prints a row per case and model, then Diff4MMLiTS's Table I (tumour DSC, JAC, SE
 recall and the malignancy AUC and macro F1, per protocol: each model with all inputs, the first model with each
 single input (`--singles`: the same network, trained with modality dropout), MONAI baselines trained on the same
 budget (`scripts/train_benchmark_models.sh`), and peers such as `pyliverlesionseg` (reference image only).
+Then the first model against each other one and against its best single input, every gap with a 95% interval from
+resampling the cases (paired).
 Usage: python Testing/benchmarks/bench_models.py [--cases 10] [--align deformable] [--singles] [--device auto]
-       [--models NAME_OR_DIR ...] [--json FILE] [--seeds 9000 9500]
+       [--models NAME_OR_DIR ...] [--json FILE] [--seeds 9000 9500] [--from-json FILE] [--against NAME]
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import time
 from pathlib import Path
 
 from liverfusion import model_store
-from liverfusion.evaluation import case_images, score, summarise, truth_of
+from liverfusion.evaluation import case_images, paired_difference, score, summarise, truth_of
 from liverfusion.inference import pick_device
 from liverfusion.phantom import make_case
 from liverfusion.pipeline import align_all, liver_focus, segment_aligned
@@ -87,36 +89,28 @@ def print_table(rows: dict[tuple[str, str], list[dict]]) -> None:
         print(f"| {protocol} | {name} | {s['cases']} | " + " | ".join(cells) + " |")
 
 
-def print_gain_over_singles(rows: dict[tuple[str, str], list[dict]], fused: str) -> None:
-    """The issue's criterion: the fused network against its best single input (by tumour DSC), per protocol."""
-    for protocol, _ in PROTOCOLS:
-        full = summarise(rows[(protocol, fused)])
-        singles = {n: summarise(r) for (p, n), r in rows.items() if p == protocol and n.startswith(f"{fused} [")}
-        best = max(singles, key=lambda n: singles[n]["tumor_dice"] or 0.0)
-        gains = [_difference(full[k], singles[best][k]) for k in ("tumor_dice", "auc")]
-        print(f"{protocol}: {fused} minus its best single input ({best}): tumour DSC {gains[0]}, AUC {gains[1]}")
+def print_comparisons(rows: dict[tuple[str, str], list[dict]], fused: str) -> None:
+    """The issue's criteria with their noise: `fused` minus every other model and minus its best single input (by
+    tumour DSC), per protocol, each with a 95% interval from resampling the cases (paired)."""
+    for protocol in dict.fromkeys(p for p, _ in rows):
+        names = [n for p, n in rows if p == protocol and n != fused]
+        singles = [n for n in names if n.startswith(f"{fused} [")]
+        others = [n for n in names if n not in singles]
+        if singles:
+            others.append(max(singles, key=lambda n: summarise(rows[(protocol, n)])["tumor_dice"] or 0.0))
+        for other in others:
+            gaps = [_gap(rows[(protocol, fused)], rows[(protocol, other)], k) for k in ("tumor_dice", "auc")]
+            label = f"its best single input ({other})" if other in singles else other
+            print(f"{protocol}: {fused} minus {label}: tumour DSC {gaps[0]}, AUC {gaps[1]}")
 
 
-def _difference(a: float | None, b: float | None) -> str:
-    return "n/a" if a is None or b is None else f"{a - b:+.3f}"
+def _gap(a: list[dict], b: list[dict], key: str) -> str:
+    found = paired_difference(a, b, key)
+    return "n/a" if found is None else "{:+.3f} [{:+.3f}, {:+.3f}]".format(*found)
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--cases", type=int, default=10, help="per protocol")
-    p.add_argument("--align", default="deformable")
-    p.add_argument("--models", nargs="+", default=[model_store.DEFAULT_MODEL])
-    p.add_argument("--singles", action="store_true", help="also the first model with each single input")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--json", default=None, help="write every row here")
-    p.add_argument(
-        "--seeds",
-        type=int,
-        nargs=2,
-        default=[base for _, base in PROTOCOLS],
-        help="first seed of each protocol (ct-mri, multiphase); 8000 8500 are the tuning cases",
-    )
-    args = p.parse_args()
+def evaluate_models(args) -> dict[tuple[str, str], list[dict]]:
+    """Rows per (protocol, model) from phantoms made now; `both` pools the protocols' rows."""
     device = pick_device(args.device)
     bundles = [model_store.load(m, device) for m in args.models]
     rows: dict[tuple[str, str], list[dict]] = {}
@@ -134,13 +128,36 @@ def main() -> None:
                     flush=True,
                 )
     order = [protocol for protocol, _ in PROTOCOLS] + ["both"]
-    rows = dict(sorted(rows.items(), key=lambda item: order.index(item[0][0])))  # stable: models keep their order
+    return dict(sorted(rows.items(), key=lambda item: order.index(item[0][0])))  # stable: models keep their order
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--cases", type=int, default=10, help="per protocol")
+    p.add_argument("--align", default="deformable")
+    p.add_argument("--models", nargs="+", default=[model_store.DEFAULT_MODEL])
+    p.add_argument("--singles", action="store_true", help="also the first model with each single input")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", default=None, help="write every row here")
+    p.add_argument(
+        "--seeds",
+        type=int,
+        nargs=2,
+        default=[base for _, base in PROTOCOLS],
+        help="first seed of each protocol (ct-mri, multiphase); 8000 8500 are the tuning cases",
+    )
+    p.add_argument("--from-json", default=None, help="print the tables from a run's --json instead of running")
+    p.add_argument("--against", default=None, help="the model whose gaps to the others are printed (first model)")
+    args = p.parse_args()
+    if args.from_json:
+        saved = json.loads(Path(args.from_json).read_text())
+        rows = {tuple(key.split("/", 1)): done for key, done in saved.items()}
+    else:
+        rows = evaluate_models(args)
     print_table(rows)
-    if args.singles:
-        print_gain_over_singles(rows, bundles[0].name)
+    print_comparisons(rows, args.against or next(iter(rows))[1])
     if args.json:
         Path(args.json).write_text(json.dumps({f"{p}/{n}": r for (p, n), r in rows.items()}, indent=2) + "\n")
-
 
 if __name__ == "__main__":
     main()

@@ -251,6 +251,7 @@ def test_evaluate_a_dataset_writes_per_case_and_summary_tables(small_ctmri, tmp_
     assert main([*args, "--device", "cpu"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["cases"] == 1 and summary["liver_dice"] > 0.5
+    assert summary["liver_dice_ci95"] == [round(summary["liver_dice"], 4)] * 2  # one case: nothing to resample
     lines = (out / "cases.csv").read_text().splitlines()
     assert len(lines) == 2 and lines[0].startswith("case,roles,liver_dice") and ",ct+mri," in lines[1]
     (row,) = json.loads((out / "cases.json").read_text())

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from liverfusion.evaluation import classification, detection, paired_difference, summarise
+from liverfusion.evaluation import classification, detection, intervals, paired_difference, summarise
 from liverfusion.postprocess import find_lesions
 
 
@@ -71,3 +71,12 @@ def test_paired_difference_gives_the_gap_with_an_interval_from_the_cases():
     assert paired_difference(b, b, "auc") is None  # every case malignant: no AUC
     with pytest.raises(ValueError):
         paired_difference(b, b[::-1], "tumor_dice")
+
+
+def test_intervals_of_summary_figures_spread_with_the_cases():
+    rows = [{**_row(d, True, 1, 1, malignant=i % 2 == 0), "case": f"c{i}"} for i, d in enumerate(np.linspace(0, 1, 9))]
+    out = intervals(rows)
+    low, high = out["tumor_dice_ci95"]
+    assert 0.0 < low < 0.5 < high < 1.0  # the mean 0.5, and no resample of 9 cases reaches an extreme
+    assert out["liver_dice_ci95"] == [0.9, 0.9] and out["lesion_recall_ci95"] == [1.0, 1.0]
+    assert intervals([{**r, "malignant": True} for r in rows])["auc_ci95"] is None

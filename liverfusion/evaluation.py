@@ -132,8 +132,8 @@ def interval(values: list[float | None]) -> list[float] | None:
 
 
 def intervals(rows: list[dict], keys=INTERVAL_KEYS) -> dict[str, list[float] | None]:
-    """`<key>_ci95` for summary figures, from resampling the cases: on a hospital's 15 cases a tumour Dice of 0.80
-    can mean anything from 0.70 to 0.88, and the summary should say so."""
+    """`<key>_ci95` for summary figures, from resampling the cases: on the dozen cases a hospital may have, a mean
+    Dice says little without its spread."""
     if not rows:
         return {}
     drawn = [summarise([rows[i] for i in pick]) for pick in resamples(len(rows))]

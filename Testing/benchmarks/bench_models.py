@@ -154,10 +154,14 @@ def main() -> None:
         rows = {tuple(key.split("/", 1)): done for key, done in saved.items()}
     else:
         rows = evaluate_models(args)
+    against = args.against or next(iter(rows))[1]
+    if against not in {n for _, n in rows}:
+        p.error(f"--against {against}: no such model in the rows")
     print_table(rows)
-    print_comparisons(rows, args.against or next(iter(rows))[1])
+    print_comparisons(rows, against)
     if args.json:
         Path(args.json).write_text(json.dumps({f"{p}/{n}": r for (p, n), r in rows.items()}, indent=2) + "\n")
+
 
 if __name__ == "__main__":
     main()

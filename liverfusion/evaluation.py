@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from .constants import MM3_PER_ML, TUMOR
+from .constants import TUMOR
 from .dataset import case_roles, find_cases
 from .imageio import read_image, staged_output, write_text
 from .metrics import auc, evaluate, on_grid_of
@@ -42,9 +42,7 @@ def detection(pred: sitk.Image, truth: sitk.Image) -> dict[str, int]:
     which no output of the product can find. Lesions are counted as the post-processing counts them
     (`lesion_components`)."""
     p_cc = sitk.GetArrayFromImage(lesion_components(on_grid_of(pred, truth) == TUMOR))
-    voxel_ml = float(np.prod(truth.GetSpacing())) / MM3_PER_ML
-    smallest = int(np.ceil(MIN_LESION_ML / voxel_ml))
-    t_cc = sitk.GetArrayFromImage(lesion_components(truth == TUMOR, smallest))
+    t_cc = sitk.GetArrayFromImage(lesion_components(truth == TUMOR, MIN_LESION_ML))
     return {
         "lesions_true": int(t_cc.max()),
         "lesions_found": int(len(np.unique(t_cc[(t_cc > 0) & (p_cc > 0)]))),

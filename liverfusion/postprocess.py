@@ -54,11 +54,13 @@ def clean_labels(labels: sitk.Image) -> sitk.Image:
     return sitk.Cast(labels * sitk.Cast(largest, labels.GetPixelID()), sitk.sitkUInt8)
 
 
-def lesion_components(tumour: sitk.Image, min_voxels: int = 0) -> sitk.Image:
+def lesion_components(tumour: sitk.Image, min_ml: float = 0.0) -> sitk.Image:
     """Lesions as the product counts them, largest first: components of a tumour mask connected through faces,
-    edges or corners (one lesion, not two, where it narrows to a diagonal step). The evaluation counts the truth
-    with this same function so that a recall figure never turns on a difference of connectivity."""
-    return sitk.RelabelComponent(sitk.ConnectedComponent(tumour, True), min_voxels, True)
+    edges or corners (one lesion, not two, where it narrows to a diagonal step), none under `min_ml`. The
+    evaluation counts the truth with this same function so that a recall figure never turns on a difference of
+    connectivity or of size threshold."""
+    voxel_ml = float(np.prod(tumour.GetSpacing())) / MM3_PER_ML
+    return sitk.RelabelComponent(sitk.ConnectedComponent(tumour, True), int(np.ceil(min_ml / voxel_ml)), True)
 
 
 def sigmoid(x: np.ndarray | float) -> np.ndarray | float:
@@ -71,31 +73,24 @@ def find_lesions(labels: sitk.Image, malignancy_logits: sitk.Image | None) -> tu
 
     Returns the lesions and a component image whose value k is lesion k (0 elsewhere).
     """
-    components = lesion_components(labels == TUMOR)
+    components = lesion_components(labels == TUMOR, MIN_LESION_ML)
     stats = sitk.LabelShapeStatisticsImageFilter()
     stats.Execute(components)
     comp = sitk.GetArrayViewFromImage(components)
     n = int(comp.max())
     rated = malignancy_logits is not None and n
     mean_logit = ndimage.mean(sitk.GetArrayViewFromImage(malignancy_logits), comp, np.arange(1, n + 1)) if rated else []
-    lesions, keep = [], np.zeros(n + 1, np.int32)
-    for label in stats.GetLabels():
-        volume = stats.GetPhysicalSize(label) / MM3_PER_ML
-        if volume < MIN_LESION_ML:
-            continue
-        keep[label] = len(lesions) + 1
-        lesions.append(
-            Lesion(
-                len(lesions) + 1,
-                volume,
-                max_diameter_mm(components, label, stats),
-                list(stats.GetCentroid(label)),
-                float(sigmoid(mean_logit[label - 1])) if rated else None,
-            )
+    lesions = [
+        Lesion(
+            label,
+            stats.GetPhysicalSize(label) / MM3_PER_ML,
+            max_diameter_mm(components, label, stats),
+            list(stats.GetCentroid(label)),
+            float(sigmoid(mean_logit[label - 1])) if rated else None,
         )
-    relabelled = sitk.GetImageFromArray(keep[comp].astype(np.uint16))
-    relabelled.CopyInformation(labels)
-    return lesions, relabelled
+        for label in stats.GetLabels()
+    ]
+    return lesions, sitk.Cast(components, sitk.sitkUInt16)
 
 
 def max_diameter_mm(components: sitk.Image, label: int, stats: sitk.LabelShapeStatisticsImageFilter) -> float:

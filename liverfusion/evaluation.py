@@ -135,8 +135,7 @@ def intervals(rows: list[dict], keys=INTERVAL_KEYS) -> dict[str, list[float] | N
     if not rows:
         return {}
     drawn = [summarise([rows[i] for i in pick]) for pick in resamples(len(rows))]
-    observed = summarise(rows)
-    found = {k: interval([d[k] for d in drawn]) if observed[k] is not None else None for k in keys}
+    found = {k: interval([d[k] for d in drawn]) for k in keys}  # undefined on the cases: undefined on every draw
     return {f"{k}_ci95": v and [round(q, 4) for q in v] for k, v in found.items()}
 
 

@@ -365,6 +365,12 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="each lesion, small or large, is the centre of an equal share of the tumour crops",
     )
+    t.add_argument(
+        "--no-spatial-augment",
+        dest="spatial_augment",
+        action="store_false",
+        help="flips and intensity only: no rotation, scaling or elastic deformation (as models up to 0.3.0)",
+    )
     t.set_defaults(func=_train)
     c = sub.add_parser("ct2mri", help="translate a CT into an MRI-like image on the CT's grid")
     c.add_argument("--input", required=True, help="CT: NIfTI/NRRD/MHA file or DICOM folder")

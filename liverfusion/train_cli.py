@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import math
 from pathlib import Path
 
 import monai
@@ -16,11 +17,15 @@ from .constants import CHANNELS
 from .dataset import find_cases
 from .errors import LiverFusionError
 from .inference import pick_device
-from .training import TrainConfig, train
+from .training import AFFINE_PROB, ELASTIC_PROB, ROTATE_RAD, SCALE, TrainConfig, train
 
 INTENDED_USE = (
     "Research only. Trained on synthetic phantoms and on real livers with synthetic tumours; not validated on "
     "patients and not for diagnosis. Segments liver and liver lesions on CT and/or MRI and rates lesion malignancy."
+)
+SPATIAL_TEXT = (
+    f"rotation up to {math.degrees(ROTATE_RAD):.0f} degrees and scaling by up to {SCALE:.0%} ({AFFINE_PROB:.0%} of "
+    f"patches), elastic deformation ({ELASTIC_PROB:.0%}), "
 )
 
 
@@ -48,6 +53,7 @@ def run_training(args: argparse.Namespace) -> int:
         pretrained=args.pretrained,
         architecture=args.architecture,
         lesion_crops=args.lesion_crops,
+        spatial_augment=args.spatial_augment,
         **({"batch_size": args.batch_size} if args.batch_size else {}),
         **({"lr": args.lr} if args.lr else {}),
         **({"patch": (81,) * 3, "roi_size": (81,) * 3} if args.encoder == "kuleuven" else {}),
@@ -149,7 +155,8 @@ batch {cfg.batch_size}, AdamW lr {cfg.lr} with warm-up and cosine decay over {cf
 Loss Dice + 0.5 x CE{" with deep supervision" if cfg.architecture == "fusion" else ""}, plus BCE malignancy on
 tumour voxels.
 Crops: 1 : 1 : 6 centred on background, liver, tumour{"; each lesion gets an equal share" if cfg.lesion_crops else ""}.
-Augmentation: flips, intensity scale/shift, per-channel shifts (misregistration), modality dropout.
+Augmentation: {SPATIAL_TEXT if cfg.spatial_augment else ""}flips, intensity scale/shift, per-channel shifts
+(misregistration), modality dropout.
 
 ## Metrics
 Validation (best checkpoint, step {best.get("step")}): liver Dice {best.get("liver", float("nan")):.3f},

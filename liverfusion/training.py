@@ -2,7 +2,8 @@
 
 Loss is Dice + 0.5 x cross-entropy (Diff4MMLiTS) with deep supervision, plus a malignancy term on
 tumour voxels. Modality dropout trains every subset of inputs; random per-channel shifts simulate
-residual misregistration. Validation picks the best checkpoint; training resumes from its last one.
+residual misregistration; rotation, scaling and elastic deformation vary pose, size and shape. Validation
+picks the best checkpoint; training resumes from its last one.
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import SimpleITK as sitk
 import torch
 from monai.losses import DeepSupervisionLoss, DiceCELoss
 from monai.transforms import (
     Compose,
+    Rand3DElasticd,
+    RandAffined,
     RandCropByLabelClassesd,
     RandFlipd,
     RandScaleIntensityd,
@@ -29,7 +33,6 @@ from monai.transforms import (
     RandWeightedCropd,
     SpatialPadd,
 )
-from scipy import ndimage
 from tqdm import tqdm
 
 from . import model_store
@@ -39,6 +42,7 @@ from .dataset import cache_all
 from .fusion_net import FusionNet
 from .inference import predict
 from .metrics import dice
+from .postprocess import lesion_components
 
 
 @dataclass
@@ -59,6 +63,7 @@ class TrainConfig:
     pretrained: str | None = None  # a bundle of their weights to start that encoder from (transfer learning)
     architecture: str = "fusion"  # or a MONAI baseline of `baselines.KINDS` (issue 5's benchmark)
     lesion_crops: bool = False  # tumour crops centred on a lesion drawn uniformly, not on a tumour voxel
+    spatial_augment: bool = True  # rotation, scaling and elastic deformation (False: flips only, as up to 0.3.0)
 
 
 warnings.filterwarnings("ignore", message="no available indices of class")  # tumour-free cases are expected
@@ -67,24 +72,43 @@ warnings.filterwarnings("ignore", message="no available indices of class")  # tu
 CLASS_RATIOS = (1, 1, 6)  # crop centres in background, liver, tumour
 
 
-def augmentations(patch, lesion_crops: bool = False) -> Compose:
+ROTATE_RAD = math.radians(15)  # patients lie square in the scanner: a few degrees either way, not nnU-Net's 30
+SCALE = 0.15  # object sizes x 0.85-1.15: a lesion of one size is also seen a little smaller and larger
+AFFINE_PROB, ELASTIC_PROB = 0.3, 0.2
+ELASTIC_SIGMA, ELASTIC_MAGNITUDE = (5.0, 7.0), (100.0, 200.0)  # 1-2 voxels (3-6 mm) rms displacement, 3-6 at most
+CONTEXT = 1.25  # crops this much wider than the patch, so that a rotated patch's corners hold image, not padding
+
+
+def augmentations(patch, lesion_crops: bool = False, spatial: bool = True) -> Compose:
     """Three crops in four centred on tumour: lesions are a tiny fraction of the volume, and with fewer
     tumour crops the network learned the liver but no tumour in 1500 steps. With `lesion_crops` each lesion gets
     an equal share of the tumour crops (weights of `crop_weights`), where a tumour voxel drawn uniformly lands
-    in the largest lesion most of the time and a 5 mm lesion almost never."""
+    in the largest lesion most of the time and a 5 mm lesion almost never.
+
+    With `spatial`, a wider crop is rotated and scaled about its centre (where the crop's centre voxel stays) into
+    the patch, and some patches are deformed elastically: livers and lesions vary in pose, size and shape far
+    more than the phantoms and the few real livers show. Flips and intensity scale and shift always."""
     keys = ["image", "label"]
+    crop_size = tuple(math.ceil(p * CONTEXT) for p in patch) if spatial else tuple(patch)
     crop = (
-        RandWeightedCropd(keys, "weight", patch, num_samples=1)
+        RandWeightedCropd(keys, "weight", crop_size, num_samples=1)
         if lesion_crops
-        else RandCropByLabelClassesd(keys, "label", patch, ratios=list(CLASS_RATIOS), num_classes=3, num_samples=1)
+        else RandCropByLabelClassesd(keys, "label", crop_size, ratios=list(CLASS_RATIOS), num_classes=3, num_samples=1)
     )
-    pads = [SpatialPadd(keys, patch, mode="edge")]  # short scans (real volumes of 20-30 slices), as at inference
+    pads = [SpatialPadd(keys, crop_size, mode="edge")]  # short scans (real volumes of 20-30 slices), as at inference
     if lesion_crops:
-        pads.append(SpatialPadd("weight", patch, mode="constant"))  # no crop centre in the padding
+        pads.append(SpatialPadd("weight", crop_size, mode="constant"))  # no crop centre in the padding
+    resample = {"mode": ("bilinear", "nearest"), "padding_mode": "border"}
+    spatial_steps = [
+        # always run: when it does not rotate or scale, it still crops the patch out of the wider crop
+        RandAffined(keys, patch, AFFINE_PROB, rotate_range=(ROTATE_RAD,) * 3, scale_range=(SCALE,) * 3, **resample),
+        Rand3DElasticd(keys, ELASTIC_SIGMA, ELASTIC_MAGNITUDE, prob=ELASTIC_PROB, **resample),
+    ]
     return Compose(
         [
             *pads,
             crop,
+            *(spatial_steps if spatial else []),
             RandFlipd(keys, prob=0.5, spatial_axis=0),
             RandFlipd(keys, prob=0.5, spatial_axis=1),
             RandFlipd(keys, prob=0.5, spatial_axis=2),
@@ -96,12 +120,14 @@ def augmentations(patch, lesion_crops: bool = False) -> Compose:
 
 def crop_weights(label: np.ndarray) -> np.ndarray:
     """A crop-centre weight per voxel of a [1, ...] label: background, liver and tumour get CLASS_RATIOS of the
-    total, and each lesion (connected tumour component) an equal part of the tumour's share."""
+    total, and each lesion (`postprocess.lesion_components`, as the product counts lesions) an equal part of the
+    tumour's share."""
     weights = np.zeros(label.shape, np.float32)
     for cls, ratio in ((BACKGROUND, CLASS_RATIOS[0]), (LIVER, CLASS_RATIOS[1])):
         mask = label == cls
         weights[mask] = ratio / max(int(mask.sum()), 1)
-    lesions, n = ndimage.label(label[0] == TUMOR)
+    lesions = sitk.GetArrayFromImage(lesion_components(sitk.GetImageFromArray((label[0] == TUMOR).astype(np.uint8))))
+    n = int(lesions.max())
     if n:
         sizes = np.bincount(lesions.ravel())
         inside = lesions > 0
@@ -152,7 +178,7 @@ def _batch_for_step(step: int):
     which process makes it: with or without workers, a run sees the same batches."""
     cases, cfg = _POOL_STATE["cases"], _POOL_STATE["cfg"]
     rng = np.random.default_rng((cfg.seed, step))
-    transform = augmentations(cfg.patch, cfg.lesion_crops)
+    transform = augmentations(cfg.patch, cfg.lesion_crops, cfg.spatial_augment)
     transform.set_random_state(seed=int(rng.integers(2**31)))
     return make_batch(cases, transform, rng, cfg.batch_size)
 

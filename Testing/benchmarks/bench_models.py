@@ -113,6 +113,9 @@ def evaluate_models(args) -> dict[tuple[str, str], list[dict]]:
     """Rows per (protocol, model) from phantoms made now; `both` pools the protocols' rows."""
     device = pick_device(args.device)
     bundles = [model_store.load(m, device) for m in args.models]
+    names = [b.name for b in bundles]
+    if len(set(names)) < len(names):  # rows are keyed by name: one model's would silently replace another's
+        raise SystemExit(f"--models: two models named {max(names, key=names.count)}; rename one in its metadata.json")
     rows: dict[tuple[str, str], list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         protocols = [(protocol, seed) for (protocol, _), seed in zip(PROTOCOLS, args.seeds)]

@@ -2,6 +2,7 @@
 
 Prints a table (load, align, infer, postprocess, write, total) and peak memory. Not a test.
 Usage: python Testing/benchmarks/bench_pipeline.py [--device auto|cpu|cuda] [--align rigid|deformable] [--repeats N]
+[--model NAME_OR_DIR]
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ def main() -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--align", default="deformable")
     p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--model", default=None, help="model bundle name or folder (default: the shipped one)")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         case = Path(tmp) / "case"
@@ -39,7 +41,7 @@ def main() -> None:
         )
         for run in range(args.repeats):
             t = time.perf_counter()
-            summary = segment(inputs, Path(tmp) / f"out{run}", args.align, args.device)
+            summary = segment(inputs, Path(tmp) / f"out{run}", args.align, args.device, args.model)
             total = time.perf_counter() - t
             s = summary["timings_s"]
             print(

@@ -63,7 +63,7 @@ class TrainConfig:
     pretrained: str | None = None  # a bundle of their weights to start that encoder from (transfer learning)
     architecture: str = "fusion"  # or a MONAI baseline of `baselines.KINDS` (issue 5's benchmark)
     lesion_crops: bool = False  # tumour crops centred on a lesion drawn uniformly, not on a tumour voxel
-    spatial_augment: bool = True  # rotation, scaling and elastic deformation (False: flips only, as up to 0.3.0)
+    spatial_augment: bool = True  # rotation, scaling and elastic deformation (False: flips only, as 0.3.0 and 0.3.1)
 
 
 warnings.filterwarnings("ignore", message="no available indices of class")  # tumour-free cases are expected

@@ -369,7 +369,7 @@ def parser() -> argparse.ArgumentParser:
         "--no-spatial-augment",
         dest="spatial_augment",
         action="store_false",
-        help="flips and intensity only: no rotation, scaling or elastic deformation (as the shipped weights were trained)",
+        help="flips and intensity only: no rotation, scaling or elastic deformation (how the shipped weights trained)",
     )
     t.set_defaults(func=_train)
     c = sub.add_parser("ct2mri", help="translate a CT into an MRI-like image on the CT's grid")

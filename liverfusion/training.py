@@ -99,16 +99,20 @@ def augmentations(patch, lesion_crops: bool = False, spatial: bool = True) -> Co
     if lesion_crops:
         pads.append(SpatialPadd("weight", crop_size, mode="constant"))  # no crop centre in the padding
     resample = {"mode": ("bilinear", "nearest"), "padding_mode": "border"}
-    spatial_steps = [
-        # always run: when it does not rotate or scale, it still crops the patch out of the wider crop
-        RandAffined(keys, patch, AFFINE_PROB, rotate_range=(ROTATE_RAD,) * 3, scale_range=(SCALE,) * 3, **resample),
-        Rand3DElasticd(keys, ELASTIC_SIGMA, ELASTIC_MAGNITUDE, prob=ELASTIC_PROB, **resample),
-    ]
+    spatial_steps = (
+        [
+            # always run: when it does not rotate or scale, it still crops the patch out of the wider crop
+            RandAffined(keys, patch, AFFINE_PROB, rotate_range=(ROTATE_RAD,) * 3, scale_range=(SCALE,) * 3, **resample),
+            Rand3DElasticd(keys, ELASTIC_SIGMA, ELASTIC_MAGNITUDE, prob=ELASTIC_PROB, **resample),
+        ]
+        if spatial
+        else []
+    )
     return Compose(
         [
             *pads,
             crop,
-            *(spatial_steps if spatial else []),
+            *spatial_steps,
             RandFlipd(keys, prob=0.5, spatial_axis=0),
             RandFlipd(keys, prob=0.5, spatial_axis=1),
             RandFlipd(keys, prob=0.5, spatial_axis=2),

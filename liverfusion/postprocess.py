@@ -54,13 +54,17 @@ def clean_labels(labels: sitk.Image) -> sitk.Image:
     return sitk.Cast(labels * sitk.Cast(largest, labels.GetPixelID()), sitk.sitkUInt8)
 
 
+def voxel_ml(image: sitk.Image) -> float:
+    return float(np.prod(image.GetSpacing())) / MM3_PER_ML
+
+
 def lesion_components(tumour: sitk.Image, min_ml: float = 0.0) -> sitk.Image:
     """Lesions as the product counts them, largest first: components of a tumour mask connected through faces,
     edges or corners (one lesion, not two, where it narrows to a diagonal step), none under `min_ml`. The
     evaluation counts the truth with this same function so that a recall figure never turns on a difference of
     connectivity or of size threshold."""
-    voxel_ml = float(np.prod(tumour.GetSpacing())) / MM3_PER_ML
-    return sitk.RelabelComponent(sitk.ConnectedComponent(tumour, True), int(np.ceil(min_ml / voxel_ml)), True)
+    smallest = int(np.ceil(min_ml / voxel_ml(tumour)))
+    return sitk.RelabelComponent(sitk.ConnectedComponent(tumour, True), smallest, True)
 
 
 def sigmoid(x: np.ndarray | float) -> np.ndarray | float:
@@ -131,5 +135,4 @@ def case_probability(lesions: list[Lesion], tumor_prob: np.ndarray, logits: np.n
 
 
 def liver_volume_ml(labels: sitk.Image) -> float:
-    voxel = float(np.prod(labels.GetSpacing())) / MM3_PER_ML
-    return float((sitk.GetArrayViewFromImage(labels) > BACKGROUND).sum() * voxel)
+    return float((sitk.GetArrayViewFromImage(labels) > BACKGROUND).sum() * voxel_ml(labels))

@@ -25,6 +25,7 @@ from .progress import Reporter, silent
 from .roles import choose_reference
 
 OVERLAP = ("dice", "jaccard", "sensitivity", "precision", "specificity", "hd95_mm")
+VOLUMES = ("true_ml", "pred_ml", "overlap_ml")
 
 
 def truth_of(case: Path) -> tuple[sitk.Image, dict]:
@@ -54,7 +55,7 @@ def detection(pred: sitk.Image, truth: sitk.Image) -> dict[str, int]:
 def score(labels: sitk.Image, truth: sitk.Image, info: dict, probability: float | None) -> dict:
     """One case's row: overlap metrics of liver and tumour, detection counts, and the malignancy truth."""
     metrics = evaluate(labels, truth)
-    row = {f"{organ}_{k}": metrics[organ][k] for organ in ("liver", "tumor") for k in OVERLAP}
+    row = {f"{organ}_{k}": metrics[organ][k] for organ in ("liver", "tumor") for k in OVERLAP + VOLUMES}
     return {
         **row,
         **detection(labels, truth),
@@ -100,21 +101,32 @@ def classification(rows: list[dict]) -> dict[str, float | None]:
     }
 
 
+def global_dice(rows: list[dict], organ: str) -> float | None:
+    """LiTS's "Dice global": the volumes of every case pooled, so a large lesion weighs more than a small one and a
+    false lesion in a tumour-free case counts. The per-case mean weighs each case alike, and a case whose one
+    small lesion is missed scores 0; the two together say whether small or large lesions are the trouble."""
+    shared = sum(r[f"{organ}_overlap_ml"] for r in rows)
+    total = sum(r[f"{organ}_true_ml"] + r[f"{organ}_pred_ml"] for r in rows)
+    return 2 * shared / total if total else None
+
+
 def summarise(rows: list[dict]) -> dict:
-    """Means over cases (tumour metrics over cases that have tumour: LiTS's per-case Dice), lesion detection
-    pooled over cases, and the case-level classification figures."""
+    """Means over cases (tumour metrics over cases that have tumour: LiTS's per-case Dice), global Dice, lesion
+    detection pooled over cases, and the case-level classification figures."""
     with_tumor = [r for r in rows if r["tumor_present"]]
     out: dict = {"cases": len(rows), "cases_with_tumor": len(with_tumor)}
     for k in OVERLAP:
         out[f"liver_{k}"] = _mean([r[f"liver_{k}"] for r in rows])
         out[f"tumor_{k}"] = _mean([r[f"tumor_{k}"] for r in with_tumor])
+    for organ in ("liver", "tumor"):
+        out[f"{organ}_dice_global"] = global_dice(rows, organ)
     true, pred = sum(r["lesions_true"] for r in rows), sum(r["lesions_pred"] for r in rows)
     out["lesion_recall"] = sum(r["lesions_found"] for r in rows) / true if true else None
     out["lesion_precision"] = sum(r["lesions_right"] for r in rows) / pred if pred else None
     return {**out, **classification(rows)}
 
 
-INTERVAL_KEYS = ("liver_dice", "tumor_dice", "lesion_recall", "auc")
+INTERVAL_KEYS = ("liver_dice", "tumor_dice", "tumor_dice_global", "lesion_recall", "auc")
 
 
 def resamples(cases: int, draws: int = 2000, seed: int = 0):

@@ -45,8 +45,11 @@ def test_classification_figures():
     assert classification([{"probability": None, "malignant": True}])["auc"] is None
 
 
-def _row(tumor_dice, present, found, true, probability=0.5, malignant=True):
+def _row(tumor_dice, present, found, true, probability=0.5, malignant=True, ml=(1.0, 1.0, 1.0)):
+    """A case's row; `ml`: the tumour's true, predicted and shared volumes."""
     row = {f"{o}_{k}": 0.5 for o in ("liver", "tumor") for k in ("jaccard", "sensitivity", "precision")}
+    row.update({f"liver_{k}": 1500.0 for k in ("true_ml", "pred_ml", "overlap_ml")})
+    row.update(zip(("tumor_true_ml", "tumor_pred_ml", "tumor_overlap_ml"), ml))
     row.update({f"{o}_{k}": None for o in ("liver", "tumor") for k in ("specificity", "hd95_mm")})
     row.update(liver_dice=0.9, tumor_dice=tumor_dice, tumor_present=present, lesions_found=found)
     row.update(lesions_true=true, lesions_pred=found, lesions_right=found, probability=probability)
@@ -59,6 +62,16 @@ def test_summary_scores_tumour_over_cases_with_tumour_and_pools_lesions():
     assert abs(s["tumor_dice"] - 0.6) < 1e-9 and s["liver_dice"] == 0.9
     assert s["lesion_recall"] == 0.75 and s["lesion_precision"] == 1.0 and s["tumor_hd95_mm"] is None
     assert s["auc"] == 1.0
+
+
+def test_global_dice_pools_the_volumes_of_every_case():
+    big = _row(0.9, True, 1, 1, ml=(50.0, 50.0, 45.0))
+    missed = _row(0.0, True, 0, 1, ml=(0.5, 0.0, 0.0))  # one small lesion missed: 0 per case, little globally
+    false = _row(1.0, False, 0, 0, ml=(0.0, 2.0, 0.0))  # a false lesion in a tumour-free case counts globally
+    s = summarise([big, missed, false])
+    assert s["tumor_dice"] == pytest.approx(0.45)
+    assert s["tumor_dice_global"] == pytest.approx(90.0 / 102.5) and s["liver_dice_global"] == 1.0
+    assert summarise([_row(1.0, False, 0, 0, ml=(0.0, 0.0, 0.0))])["tumor_dice_global"] is None
 
 
 def test_paired_difference_gives_the_gap_with_an_interval_from_the_cases():

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from liverfusion.metrics import auc, dice, evaluate, hd95
+from liverfusion.metrics import auc, dice, evaluate, hd95, overlap
 
 
 def test_dice_of_known_overlap():
@@ -33,8 +33,18 @@ def test_evaluate_reports_every_metric_for_liver_and_tumor():
     truth = sitk.GetImageFromArray(arr)
     result = evaluate(truth, truth)
     for organ in ("liver", "tumor"):
-        assert set(result[organ]) == {"dice", "jaccard", "sensitivity", "precision", "specificity", "hd95_mm"}
+        ratios = {"dice", "jaccard", "sensitivity", "precision", "specificity", "hd95_mm"}
+        assert set(result[organ]) == ratios | {"true_ml", "pred_ml", "overlap_ml"}
         assert result[organ]["dice"] == 1.0 and result[organ]["hd95_mm"] == 0.0
+    assert result["liver"]["true_ml"] == 1.0 and result["tumor"]["overlap_ml"] == 0.027  # 1000 and 27 voxels of 1 mm
+
+
+def test_volumes_are_in_ml_on_the_truth_spacing():
+    truth = np.zeros((10, 10, 10), bool)
+    pred = np.zeros_like(truth)
+    truth[:5], pred[3:] = True, True  # 500 and 700 voxels sharing 200, each 2 x 1 x 1.5 mm = 0.003 ml
+    volumes = overlap(pred, truth, (2.0, 1.0, 1.5))
+    assert (volumes["true_ml"], volumes["pred_ml"], volumes["overlap_ml"]) == pytest.approx((1.5, 2.1, 0.6))
 
 
 def test_evaluate_a_prediction_on_a_finer_grid_than_the_truth():

@@ -1,10 +1,11 @@
 """Issue 5's benchmark: models on held-out phantoms (seeds 9000+ CT+MRI, 9500+ multiphase; training uses 1000+ and
 5000+), every model on the same alignment of each case.
 
-Prints a row per case and model, then Diff4MMLiTS's Table I (tumour DSC, JAC, SE, PRE) with liver Dice, lesion
-recall and the malignancy AUC and macro F1, per protocol: each model with all inputs, the first model with each
-single input (`--singles`: the same network, trained with modality dropout), MONAI baselines trained on the same
-budget (`scripts/train_benchmark_models.sh`), and peers such as `pyliverlesionseg` (reference image only).
+Prints a row per case and model, then Diff4MMLiTS's Table I (tumour DSC, JAC, SE, PRE) with liver Dice, LiTS's
+global tumour Dice, lesion recall and the malignancy AUC and macro F1, per protocol: each model with all inputs, the
+first model with each single input (`--singles`: the same network, trained with modality dropout), MONAI baselines
+trained on the same budget (`scripts/train_benchmark_models.sh`), and peers such as `pyliverlesionseg` (reference
+image only).
 Then the first model against each other one and against its best single input, every gap with a 95% interval from
 resampling the cases (paired).
 Usage: python Testing/benchmarks/bench_models.py [--cases 10] [--align deformable] [--singles] [--device auto]
@@ -31,6 +32,7 @@ PROTOCOLS = (("ct-mri", 9000), ("multiphase", 9500))
 COLUMNS = (
     ("liver Dice", "liver_dice"),
     ("tumour DSC", "tumor_dice"),
+    ("global DSC", "tumor_dice_global"),
     ("JAC", "tumor_jaccard"),
     ("SE", "tumor_sensitivity"),
     ("PRE", "tumor_precision"),

@@ -84,9 +84,11 @@ def _mean(values: list) -> float | None:
 
 
 def classification(rows: list[dict]) -> dict[str, float | None]:
-    """Case-level AUC, and macro F1 and accuracy at probability 0.5; None for a model that does not rate."""
+    """Case-level AUC, macro F1 and accuracy at probability 0.5, and the Brier score (the mean squared distance of
+    the probability from the truth: the AUC ranks, the Brier score also asks whether 0.8 means 8 in 10); None for
+    a model that does not rate."""
     if any(r["probability"] is None for r in rows):
-        return {"auc": None, "macro_f1": None, "accuracy": None}
+        return {"auc": None, "macro_f1": None, "accuracy": None, "brier": None}
     scores, truth = np.array([r["probability"] for r in rows]), np.array([r["malignant"] for r in rows])
     called = scores >= 0.5
     f1 = []
@@ -98,6 +100,7 @@ def classification(rows: list[dict]) -> dict[str, float | None]:
         "auc": auc(list(scores), list(truth)),
         "macro_f1": float(np.mean(f1)),
         "accuracy": float(np.mean(called == truth)),
+        "brier": float(np.mean((scores - truth) ** 2)),
     }
 
 

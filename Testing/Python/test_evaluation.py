@@ -42,6 +42,7 @@ def test_classification_figures():
     out = classification(rows)
     assert out["auc"] == 0.75 and out["accuracy"] == 0.5
     assert out["macro_f1"] == 0.5  # malignant: tp 1, 2 called, 2 true -> 0.5; benign likewise
+    assert out["brier"] == pytest.approx((0.01 + 0.36 + 0.04 + 0.36) / 4)
     assert classification([{"probability": None, "malignant": True}])["auc"] is None
 
 

@@ -2,10 +2,10 @@
 5000+), every model on the same alignment of each case.
 
 Prints a row per case and model, then Diff4MMLiTS's Table I (tumour DSC, JAC, SE, PRE) with liver Dice, LiTS's
-global tumour Dice, lesion recall and the malignancy AUC and macro F1, per protocol: each model with all inputs, the
-first model with each single input (`--singles`: the same network, trained with modality dropout), MONAI baselines
-trained on the same budget (`scripts/train_benchmark_models.sh`), and peers such as `pyliverlesionseg` (reference
-image only).
+global tumour Dice, lesion recall and the malignancy AUC, macro F1 and Brier score, per protocol: each model with all
+inputs, the first model with each single input (`--singles`: the same network, trained with modality dropout), MONAI
+baselines trained on the same budget (`scripts/train_benchmark_models.sh`), and peers such as `pyliverlesionseg`
+(reference image only).
 Then the first model against each other one and against its best single input, every gap with a 95% interval from
 resampling the cases (paired).
 Usage: python Testing/benchmarks/bench_models.py [--cases 10] [--align deformable] [--singles] [--device auto]
@@ -39,6 +39,7 @@ COLUMNS = (
     ("lesion recall", "lesion_recall"),
     ("AUC", "auc"),
     ("macro F1", "macro_f1"),
+    ("Brier", "brier"),
 )
 
 

@@ -47,9 +47,9 @@ class LiverFusionSeg(ScriptedLoadableModule):
         self.parent.helpText = _("""
 Segments the liver and liver tumours from a contrast CT, a T2-weighted MRI, or multiphase CT (any subset),
 aligning every image to the portal-venous CT first (rigid, or rigid then deformable). Outputs: a Liver/Tumor
-segmentation, attention heat maps (overall and per input), aligned copies and transforms of moved inputs,
-and a lesion table with volume, diameter, position and malignancy probability. Edit the Tumor segment and
-press Re-classify to recompute the table without running the network again.
+segmentation, heat maps (attention overall and per input, and the tumour probability), aligned copies and
+transforms of moved inputs, and a lesion table with volume, diameter, position and malignancy probability. Edit
+the Tumor segment and press Re-classify to recompute the table without running the network again.
 <br><b>Research use only</b>: the models are not validated for diagnosis (see each model's card).
 """)
         self.parent.acknowledgementText = _("""

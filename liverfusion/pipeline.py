@@ -36,6 +36,7 @@ class CaseResult:
     reference: str
     labels: sitk.Image
     attention: sitk.Image
+    tumor_probability: sitk.Image  # the network's, before post-processing: where it hesitated, not only what it called
     fusion: dict[str, sitk.Image]
     malignancy_logits: sitk.Image | None  # None: the model does not rate malignancy
     aligned: dict[str, sitk.Image]
@@ -365,6 +366,7 @@ def _postprocess(pred, grid, images, reference, regs) -> dict:
     return {
         "labels": _pasted(sitk.GetArrayViewFromImage(labels), start, ref),
         "attention": _pasted(_display_map(attention), start, ref),
+        "tumor_probability": _pasted(_display_map(tumor_prob), start, ref),
         "fusion": _fusion_maps(pred, grid, images, ref),
         "malignancy_logits": None if logit_arr is None else _pasted(logit_arr, start, ref),
         "aligned": aligned,
@@ -401,6 +403,7 @@ def write_outputs(result: CaseResult, out: Path, inputs: dict[str, str] | None =
     write_image(result.labels, out / "segmentation.nii.gz")
     write_seg_nrrd(result.labels, out / "segmentation.seg.nrrd")
     write_image(result.attention, out / "attention.nii.gz")
+    write_image(result.tumor_probability, out / "tumor_probability.nii.gz")
     for role, image in result.fusion.items():
         write_image(image, out / f"attention_{role}.nii.gz")
     for role, image in result.aligned.items():

@@ -29,6 +29,7 @@ Reporter = Callable[[float, str], None]
 LOGITS_ROLE = "liverFusionMalignancyLogits"
 TABLE_ROLE = "liverFusionLesionTable"
 ATTENTION_ROLE = "liverFusionAttention"
+TUMOR_PROBABILITY_ROLE = "liverFusionTumorProbability"
 ATTENTION_ATTRIBUTE = "LiverFusion.Attention"
 PROBABILITY_ATTRIBUTE = "LiverFusion.MalignancyProbability"
 DISCLAIMER = "Research use only: the models are not validated for diagnosis (see each model's card)."
@@ -130,7 +131,7 @@ class SegLogic:
         reference = inputs[result.reference]
         base = reference.GetName()
         segmentation = self._segmentation(result.labels, reference, outputSegmentation)
-        attention, by_role = self._attention(result, base)
+        attention, probability, by_role = self._heatMaps(result, base)
         logits = (None if result.malignancy_logits is None else
                   mrmlio.add_volume(self.scene, result.malignancy_logits, f"{base} malignancy logits", hidden=True))
         table = mrmlio.mark_output(self.scene.AddNewNodeByClass(
@@ -142,14 +143,15 @@ class SegLogic:
         for i in reversed(range(segmentation.GetNumberOfNodeReferenceRoles())):  # a previous run's inputs
             if segmentation.GetNthNodeReferenceRole(i).startswith(ATTENTION_ROLE + "_"):
                 segmentation.RemoveNodeReferenceIDs(segmentation.GetNthNodeReferenceRole(i))
-        references = [(LOGITS_ROLE, logits), (TABLE_ROLE, table), (ATTENTION_ROLE, attention)]
+        references = [(LOGITS_ROLE, logits), (TABLE_ROLE, table), (ATTENTION_ROLE, attention),
+                      (TUMOR_PROBABILITY_ROLE, probability)]
         references += [(f"{ATTENTION_ROLE}_{role}", node) for role, node in by_role.items()]
         for role, node in references:
             segmentation.SetNodeReferenceID(role, node.GetID() if node is not None else None)
         segmentation.SetAttribute(PROBABILITY_ATTRIBUTE, f"{_number(result.probability):.4f}")
         return {"reference": reference, "segmentation": segmentation, "attention": attention,
-                "attentionByRole": by_role, "logits": logits, "lesionTable": table, "aligned": aligned,
-                "transforms": transforms, "translated": translated, "lesions": result.lesions,
+                "tumorProbability": probability, "attentionByRole": by_role, "logits": logits, "lesionTable": table,
+                "aligned": aligned, "transforms": transforms, "translated": translated, "lesions": result.lesions,
                 "probability": result.probability,
                 "summary": result.summary({role: node.GetName() for role, node in inputs.items()})}
 
@@ -168,13 +170,15 @@ class SegLogic:
         output.SetReferenceImageGeometryParameterFromVolumeNode(reference)
         return output
 
-    def _attention(self, result, base: str) -> tuple[slicer.vtkMRMLScalarVolumeNode, dict]:
-        """The case attention map and one fusion-weight map per input, shown as heat maps."""
+    def _heatMaps(self, result, base: str) -> tuple[slicer.vtkMRMLScalarVolumeNode,
+                                                      slicer.vtkMRMLScalarVolumeNode, dict]:
+        """The case attention map, the tumour probability and one fusion-weight map per input, as heat maps."""
         colors = mrmlio.heat_color_table(self.scene)
         attention = self._heatVolume(result.attention, f"{base} attention", colors)
+        probability = self._heatVolume(result.tumor_probability, f"{base} tumor_probability", colors)
         by_role = {role: self._heatVolume(image, f"{base} attention_{role}", colors)
                    for role, image in result.fusion.items()}
-        return attention, by_role
+        return attention, probability, by_role
 
     def _heatVolume(self, image: sitk.Image, name: str, colors) -> slicer.vtkMRMLScalarVolumeNode:
         node = mrmlio.add_volume(self.scene, image, name)
@@ -270,8 +274,10 @@ class SegLogic:
 
     @staticmethod
     def attentionMaps(segmentationNode: slicer.vtkMRMLSegmentationNode) -> dict[str, slicer.vtkMRMLScalarVolumeNode]:
-        """`attention`, then `attention_<role>` per input, of the run that made this segmentation."""
-        maps = {"attention": segmentationNode.GetNodeReference(ATTENTION_ROLE)}
+        """`attention`, `tumor_probability`, then `attention_<role>` per input, of the run that made this
+        segmentation (the names of the files `liverfusion segment` writes)."""
+        maps = {"attention": segmentationNode.GetNodeReference(ATTENTION_ROLE),
+                "tumor_probability": segmentationNode.GetNodeReference(TUMOR_PROBABILITY_ROLE)}
         for i in range(segmentationNode.GetNumberOfNodeReferenceRoles()):
             role = segmentationNode.GetNthNodeReferenceRole(i)
             if role.startswith(ATTENTION_ROLE + "_"):

@@ -46,6 +46,7 @@ def test_segment_writes_every_output_of_the_contract(segmented):
         "segmentation.nii.gz",
         "segmentation.seg.nrrd",
         "attention.nii.gz",
+        "tumor_probability.nii.gz",
         "attention_ct.nii.gz",
         "attention_mri.nii.gz",
         "aligned_mri.nii.gz",
@@ -110,7 +111,8 @@ def test_report_shows_its_images_in_headless_chromium(segmented, tmp_path):
 
 def test_outputs_are_on_the_reference_grid(segmented, small_ctmri):
     ct = sitk.ReadImage(str(small_ctmri / "ct.nii.gz"))
-    for name in ("segmentation.nii.gz", "attention.nii.gz", "attention_mri.nii.gz", "aligned_mri.nii.gz"):
+    for name in ("segmentation.nii.gz", "attention.nii.gz", "tumor_probability.nii.gz", "attention_mri.nii.gz",
+                 "aligned_mri.nii.gz"):
         image = sitk.ReadImage(str(segmented / name))
         assert image.GetSize() == ct.GetSize()
         np.testing.assert_allclose(image.GetDirection(), ct.GetDirection(), atol=1e-5)
@@ -119,6 +121,16 @@ def test_outputs_are_on_the_reference_grid(segmented, small_ctmri):
     assert set(np.unique(seg)) <= {0, 1, 2} and (seg >= 1).any()
     attention = sitk.GetArrayFromImage(sitk.ReadImage(str(segmented / "attention.nii.gz")))
     assert attention.min() >= 0 and attention.max() <= 1
+
+
+def test_tumour_probability_map_is_where_tumour_was_called(segmented):
+    """Tumour wins the argmax of three classes only above 1/3; the map is the network's, so it may also show
+    tumour that the post-processing removed, but never less than what was called."""
+    seg = sitk.GetArrayFromImage(sitk.ReadImage(str(segmented / "segmentation.nii.gz")))
+    probability = sitk.GetArrayFromImage(sitk.ReadImage(str(segmented / "tumor_probability.nii.gz")))
+    assert probability.min() >= 0 and probability.max() <= 1
+    assert (seg == 2).any() and probability[seg == 2].min() >= 1 / 3 - 1 / 255
+    assert np.median(probability[seg == 0]) < 0.01
 
 
 def test_seg_nrrd_opens_as_a_slicer_segmentation(segmented):

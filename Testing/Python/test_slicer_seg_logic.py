@@ -217,7 +217,10 @@ def test_attention_maps_are_heat_volumes_on_the_reference_grid(run):
     np.testing.assert_allclose(matrix(attention), matrix(run.volumes["ct"]), atol=1e-6)
     assert set(run.outputs["attentionByRole"]) == {"ct", "mri"}
     assert run.outputs["attentionByRole"]["mri"].GetName() == "ct attention_mri"
-    for node in [attention, *run.outputs["attentionByRole"].values()]:
+    probability = run.outputs["tumorProbability"]
+    assert probability.GetName() == "ct tumor_probability"
+    np.testing.assert_allclose(voxels(probability), sitk.GetArrayFromImage(run.result.tumor_probability))
+    for node in [attention, probability, *run.outputs["attentionByRole"].values()]:
         colors = node.GetDisplayNode().GetColorNode()
         assert colors.GetName() == "LiverFusion heat" and colors.GetNumberOfColors() == 256
         assert node.GetDisplayNode().GetWindowLevelMin() == 0.0 and node.GetDisplayNode().GetWindowLevelMax() == 1.0
@@ -473,7 +476,8 @@ def test_heat_map_switch_offers_the_case_map_and_one_per_input(run):
     views = [run.scene.AddNewNodeByClass("vtkMRMLSliceCompositeNode") for _ in range(2)]
     segmentation = run.outputs["segmentation"]
     maps = run.logic.attentionMaps(segmentation)
-    assert list(maps) == ["attention", "attention_ct", "attention_mri"]
+    assert list(maps) == ["attention", "tumor_probability", "attention_ct", "attention_mri"]
+    assert maps["tumor_probability"] is run.outputs["tumorProbability"]
     assert maps["attention_mri"] is run.outputs["attentionByRole"]["mri"]
     run.logic.showAttention(segmentation, "attention_mri")
     assert all(v.GetForegroundVolumeID() == maps["attention_mri"].GetID() for v in views)

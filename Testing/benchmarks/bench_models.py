@@ -42,6 +42,8 @@ COLUMNS = (
     ("Brier", "brier"),
 )
 
+GAPS = ("tumor_dice", "tumor_dice_global", "auc")
+
 
 def generated_cases(tmp: Path, cases: int, protocols=PROTOCOLS):
     """(protocol, case folder) for `cases` phantoms of each protocol from its base seed, made one at a time."""
@@ -94,7 +96,7 @@ def print_table(rows: dict[tuple[str, str], list[dict]]) -> None:
 
 def print_comparisons(rows: dict[tuple[str, str], list[dict]], fused: str) -> None:
     """The issue's criteria with their noise: `fused` minus every other model and minus its best single input (by
-    tumour DSC), per protocol, each with a 95% interval from resampling the cases (paired)."""
+    tumour DSC) in `GAPS`, per protocol, each with a 95% interval from resampling the cases (paired)."""
     for protocol in dict.fromkeys(p for p, _ in rows):
         names = [n for p, n in rows if p == protocol and n != fused]
         singles = [n for n in names if n.startswith(f"{fused} [")]
@@ -102,9 +104,9 @@ def print_comparisons(rows: dict[tuple[str, str], list[dict]], fused: str) -> No
         if singles:
             others.append(max(singles, key=lambda n: summarise(rows[(protocol, n)])["tumor_dice"] or 0.0))
         for other in others:
-            gaps = [_gap(rows[(protocol, fused)], rows[(protocol, other)], k) for k in ("tumor_dice", "auc")]
+            gaps = [_gap(rows[(protocol, fused)], rows[(protocol, other)], k) for k in GAPS]
             label = f"its best single input ({other})" if other in singles else other
-            print(f"{protocol}: {fused} minus {label}: tumour DSC {gaps[0]}, AUC {gaps[1]}")
+            print(f"{protocol}: {fused} minus {label}: tumour DSC {gaps[0]}, global DSC {gaps[1]}, AUC {gaps[2]}")
 
 
 def _gap(a: list[dict], b: list[dict], key: str) -> str:

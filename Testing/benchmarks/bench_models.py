@@ -9,7 +9,7 @@ baselines trained on the same budget (`scripts/train_benchmark_models.sh`), and 
 Then the first model against each other one and against its best single input, every gap with a 95% interval from
 resampling the cases (paired).
 Usage: python Testing/benchmarks/bench_models.py [--cases 10] [--align deformable] [--singles] [--device auto]
-       [--models NAME_OR_DIR ...] [--json FILE] [--seeds 9000 9500] [--from-json FILE] [--against NAME]
+       [--models NAME_OR_DIR ...] [--json FILE] [--seeds 9000 9500] [--from-json FILE ...] [--against NAME]
 """
 
 from __future__ import annotations
@@ -139,6 +139,20 @@ def evaluate_models(args) -> dict[tuple[str, str], list[dict]]:
     return dict(sorted(rows.items(), key=lambda item: order.index(item[0][0])))  # stable: models keep their order
 
 
+def pooled_rows(files: list[str]) -> dict[tuple[str, str], list[dict]]:
+    """The rows of several runs' --json (other seeds, say), pooled per (protocol, model), so that intervals narrow
+    with the cases. A case in two files would count twice, so it stops the pooling."""
+    rows: dict[tuple[str, str], list[dict]] = {}
+    for file in files:
+        for key, done in json.loads(Path(file).read_text()).items():
+            pooled = rows.setdefault(tuple(key.split("/", 1)), [])
+            twice = {r["case"] for r in pooled} & {r["case"] for r in done}
+            if twice:
+                raise SystemExit(f"{file}: case {min(twice)} of {key} is already in an earlier file")
+            pooled.extend(done)
+    return rows
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cases", type=int, default=10, help="per protocol")
@@ -154,12 +168,11 @@ def main() -> None:
         default=[base for _, base in PROTOCOLS],
         help="first seed of each protocol (ct-mri, multiphase); 8000 8500 are the tuning cases",
     )
-    p.add_argument("--from-json", default=None, help="print the tables from a run's --json instead of running")
+    p.add_argument("--from-json", nargs="+", default=None, help="print the tables of runs' --json, pooled, not run")
     p.add_argument("--against", default=None, help="the model whose gaps to the others are printed (first model)")
     args = p.parse_args()
     if args.from_json:
-        saved = json.loads(Path(args.from_json).read_text())
-        rows = {tuple(key.split("/", 1)): done for key, done in saved.items()}
+        rows = pooled_rows(args.from_json)
     else:
         rows = evaluate_models(args)
     against = args.against or next(iter(rows))[1]

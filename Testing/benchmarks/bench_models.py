@@ -141,10 +141,17 @@ def evaluate_models(args) -> dict[tuple[str, str], list[dict]]:
 
 def pooled_rows(files: list[str]) -> dict[tuple[str, str], list[dict]]:
     """The rows of several runs' --json (other seeds, say), pooled per (protocol, model), so that intervals narrow
-    with the cases. A case in two files would count twice, so it stops the pooling."""
+    with the cases. A case in two files would count twice, and a model missing from one file would unpair the
+    gaps, so either stops the pooling."""
     rows: dict[tuple[str, str], list[dict]] = {}
     for file in files:
-        for key, done in json.loads(Path(file).read_text()).items():
+        try:
+            saved = json.loads(Path(file).read_text())
+        except (OSError, ValueError) as error:
+            raise SystemExit(f"{file}: not a bench_models --json file ({error})") from None
+        if rows and set(saved) != {"/".join(key) for key in rows}:
+            raise SystemExit(f"{file}: other protocols or models than {files[0]}")
+        for key, done in saved.items():
             pooled = rows.setdefault(tuple(key.split("/", 1)), [])
             twice = {r["case"] for r in pooled} & {r["case"] for r in done}
             if twice:

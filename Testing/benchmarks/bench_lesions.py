@@ -8,7 +8,8 @@ Per true lesion of `case.json` it records the type, diameter, whether each predi
 to noise in every input: |mean(lesion) - mean(liver ring 2-6 mm around it)| / std(that ring), on the input's own
 image and label. Prints the case rows and their lesions (a JSON line each), the summary per protocol and prediction,
 and detection by size and by contrast.
-Not a test. Usage: python Testing/benchmarks/bench_lesions.py [--cases 20] [--model NAME_OR_DIR] [--json FILE] [--plain]
+Not a test. Usage: python Testing/benchmarks/bench_lesions.py [--cases 20] [--seeds 9000 9500] [--model NAME_OR_DIR]
+       [--json FILE] [--plain]
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-from bench_models import aligned_case, generated_cases
+from bench_models import PROTOCOLS, aligned_case, generated_cases
 
 from liverfusion import model_store, pipeline
 from liverfusion.constants import LIVER, TUMOR
@@ -145,6 +146,7 @@ def print_detection(lesions: list[dict], variants: dict[str, int]) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cases", type=int, default=20, help="per protocol")
+    p.add_argument("--seeds", type=int, nargs=2, default=[base for _, base in PROTOCOLS], help="as bench_models.py's")
     p.add_argument("--model", default=None)
     p.add_argument("--device", default="auto")
     p.add_argument("--json", default=None, help="write the lesion rows here")
@@ -156,7 +158,8 @@ def main() -> None:
     lesions: list[dict] = []
     variants = {"plain": 1} if args.plain else VARIANTS
     with tempfile.TemporaryDirectory() as tmp:
-        for protocol, case in generated_cases(Path(tmp), args.cases):
+        protocols = [(protocol, seed) for (protocol, _), seed in zip(PROTOCOLS, args.seeds)]
+        for protocol, case in generated_cases(Path(tmp), args.cases, protocols):
             case_rows, case_lesions = run_case(case, bundle, device, variants)
             lesions += case_lesions
             for lesion in case_lesions:

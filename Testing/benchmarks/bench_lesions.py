@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-from bench_models import PROTOCOLS, aligned_case, generated_cases
+from bench_models import SEEDS, aligned_case, generated_cases
 
 from liverfusion import model_store, pipeline
 from liverfusion.constants import LIVER, TUMOR
@@ -146,7 +146,7 @@ def print_detection(lesions: list[dict], variants: dict[str, int]) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cases", type=int, default=20, help="per protocol")
-    p.add_argument("--seeds", type=int, nargs=2, default=[base for _, base in PROTOCOLS], help="as bench_models.py's")
+    p.add_argument("--seeds", type=int, nargs=2, default=list(SEEDS), help="as bench_models.py's")
     p.add_argument("--model", default=None)
     p.add_argument("--device", default="auto")
     p.add_argument("--json", default=None, help="write the lesion rows here")
@@ -158,8 +158,7 @@ def main() -> None:
     lesions: list[dict] = []
     variants = {"plain": 1} if args.plain else VARIANTS
     with tempfile.TemporaryDirectory() as tmp:
-        protocols = [(protocol, seed) for (protocol, _), seed in zip(PROTOCOLS, args.seeds)]
-        for protocol, case in generated_cases(Path(tmp), args.cases, protocols):
+        for protocol, case in generated_cases(Path(tmp), args.cases, args.seeds):
             case_rows, case_lesions = run_case(case, bundle, device, variants)
             lesions += case_lesions
             for lesion in case_lesions:

@@ -29,6 +29,7 @@ from liverfusion.postprocess import shown
 from liverfusion.roles import choose_reference
 
 PROTOCOLS = (("ct-mri", 9000), ("multiphase", 9500))
+SEEDS = tuple(base for _, base in PROTOCOLS)
 COLUMNS = (
     ("liver Dice", "liver_dice"),
     ("tumour DSC", "tumor_dice"),
@@ -45,9 +46,10 @@ COLUMNS = (
 GAPS = ("tumor_dice", "tumor_dice_global", "auc")
 
 
-def generated_cases(tmp: Path, cases: int, protocols=PROTOCOLS):
-    """(protocol, case folder) for `cases` phantoms of each protocol from its base seed, made one at a time."""
-    for protocol, base in protocols:
+def generated_cases(tmp: Path, cases: int, seeds: tuple[int, int] = SEEDS):
+    """(protocol, case folder) for `cases` phantoms of each protocol from its first seed in `seeds` (ct-mri,
+    multiphase), made one at a time."""
+    for (protocol, _), base in zip(PROTOCOLS, seeds):
         for i in range(cases):
             case = tmp / f"{protocol}_{base + i}"
             make_case(case, base + i, protocol)
@@ -123,8 +125,7 @@ def evaluate_models(args) -> dict[tuple[str, str], list[dict]]:
         raise SystemExit(f"--models: two models named {max(names, key=names.count)}; rename one in its metadata.json")
     rows: dict[tuple[str, str], list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        protocols = [(protocol, seed) for (protocol, _), seed in zip(PROTOCOLS, args.seeds)]
-        for protocol, case in generated_cases(Path(tmp), args.cases, protocols):
+        for protocol, case in generated_cases(Path(tmp), args.cases, args.seeds):
             for name, row in run_case(case, bundles, args, device).items():
                 rows.setdefault((protocol, name), []).append(row)
                 if " only]" not in name:  # a single input differs between protocols
@@ -172,7 +173,7 @@ def main() -> None:
         "--seeds",
         type=int,
         nargs=2,
-        default=[base for _, base in PROTOCOLS],
+        default=list(SEEDS),
         help="first seed of each protocol (ct-mri, multiphase); 8000 8500 are the tuning cases",
     )
     p.add_argument("--from-json", nargs="+", default=None, help="print the tables of runs' --json, pooled, not run")

@@ -22,7 +22,7 @@ from liverfusion.constants import TUMOR
 from liverfusion.evaluation import score, summarise
 from liverfusion.inference import pick_device
 
-PROTOCOLS = (("ct-mri", 8000), ("multiphase", 8500))
+SEEDS = (8000, 8500)  # the tuning cases: ct-mri, multiphase
 argmax_labels = pipeline._argmax_labels
 
 
@@ -59,7 +59,7 @@ def main() -> None:
     bundle = model_store.load(args.model, device)
     rows: dict[tuple[str, float], list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for protocol, case in generated_cases(Path(tmp), args.cases, PROTOCOLS):
+        for protocol, case in generated_cases(Path(tmp), args.cases, SEEDS):
             for t, row in case_rows(case, bundle, device, args.thresholds).items():
                 for key in (protocol, "both"):
                     rows.setdefault((key, t), []).append(row)

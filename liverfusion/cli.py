@@ -229,12 +229,6 @@ def _train(args) -> int:
     return run_training(args)
 
 
-def _fit_malignancy(args) -> int:
-    from .fit_cli import run_fit_malignancy
-
-    return run_fit_malignancy(args)
-
-
 def _ct2mri(args) -> int:
     from .ct2mri import load_translator, translate
     from .imageio import read_image, write_image
@@ -378,16 +372,6 @@ def parser() -> argparse.ArgumentParser:
         help="flips and intensity only: no rotation, scaling or elastic deformation (how the shipped weights trained)",
     )
     t.set_defaults(func=_train)
-    f = sub.add_parser("fit-malignancy", help="refit a fusion model's malignancy read-out on the lesions of cases")
-    f.add_argument("--model", default=None, help="fusion model name under Resources/Models or a bundle folder")
-    f.add_argument("--data", nargs="+", required=True, help="folders of case folders with case.json (phantom layout)")
-    f.add_argument("--out", required=True, help="model bundle folder to write (segmentation as --model's)")
-    f.add_argument("--version", required=True, help="the new bundle's version")
-    f.add_argument(
-        "--singles", action="store_true", help="also pool each case under one of its inputs alone (in turn over cases)"
-    )
-    f.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    f.set_defaults(func=_fit_malignancy)
     c = sub.add_parser("ct2mri", help="translate a CT into an MRI-like image on the CT's grid")
     c.add_argument("--input", required=True, help="CT: NIfTI/NRRD/MHA file or DICOM folder")
     c.add_argument("--out", required=True, help="output image file (.nii.gz, .nrrd, .mha)")

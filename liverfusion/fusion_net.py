@@ -4,9 +4,6 @@ voxel-wise malignancy head whose lesion-pooled logits give per-lesion and per-ca
 
 The malignancy head is linear on decoder features, so pooling its logits over a lesion equals pooling
 the features first (a lesion-pooled classifier) and the logit map itself is an exact class-activation map.
-With `malignancy_levels` above 1 it also reads the coarser decoder levels (and the bottleneck): 1x1x1
-convolutions there, upsampled and summed, still linear, so that it sees each lesion's context and not only its
-finest features (`liverfusion fit-malignancy` fits it on lesions).
 
 The encoder is either our residual U-Net encoder (`encoder="unet"`) or the down path of KU Leuven's clinically
 trained liver U-Net (`encoder="kuleuven"`: their convolutions, widths 40/80/160/160 and pooling by 3, so that
@@ -43,7 +40,6 @@ class FusionNet(nn.Module):
         n_modalities: int = len(CHANNELS),
         n_classes: int = 3,
         encoder: str = "unet",
-        malignancy_levels: int = 1,
     ):
         super().__init__()
         self.n_modalities = n_modalities
@@ -70,9 +66,6 @@ class FusionNet(nn.Module):
         self.seg_head = UnetOutBlock(3, features[0], n_classes)
         self.deep_heads = nn.ModuleList(UnetOutBlock(3, features[i], n_classes) for i in (1, 2))
         self.malignancy_head = UnetOutBlock(3, features[0], 1)
-        self.malignancy_deep = nn.ModuleList(nn.Conv3d(f, 1, 1, bias=False) for f in features[1:malignancy_levels])
-        for conv in self.malignancy_deep:  # zero: added levels start as the one-level head
-            nn.init.zeros_(conv.weight)
 
     def encode(self, x: torch.Tensor, present: torch.Tensor) -> list[torch.Tensor]:
         """Run the shared encoder on every present modality and fuse the scales; returns fused features."""
@@ -99,17 +92,8 @@ class FusionNet(nn.Module):
             self.down[level][1].load_state_dict(block.state_dict())
 
     def forward(self, x: torch.Tensor, present: torch.Tensor) -> dict[str, torch.Tensor]:
-        levels = self.decode(x, present)
-        h = levels[0]
-        out = {"seg": self.seg_head(h), "malignancy": self.malignancy(levels), "fusion": self._weights}
-        if self.training:
-            out["deep"] = [self.deep_heads[level - 1](levels[level]) for level in (2, 1)]
-        return out
-
-    def decode(self, x: torch.Tensor, present: torch.Tensor) -> list[torch.Tensor]:
-        """Decoder features per level, finest first; the last is the bottleneck."""
         skips = self.encode(x, present)
-        h, levels = skips[-1], [skips[-1]]
+        h, deep = skips[-1], []
         for level in reversed(range(len(self.up))):
             gated = (
                 self.gates[level](g=h, x=skips[level])
@@ -117,30 +101,9 @@ class FusionNet(nn.Module):
                 else self.gates[level](g=nn.functional.interpolate(h, size=skips[level].shape[2:]), x=skips[level])
             )
             h = self.up[level](h, gated)
-            levels.insert(0, h)
-        return levels
-
-    def malignancy(self, levels: list[torch.Tensor]) -> torch.Tensor:
-        """Malignancy logits: the finest level's head plus each coarser level's, upsampled (a linear read-out)."""
-        logit = self.malignancy_head(levels[0])
-        for conv, h in zip(self.malignancy_deep, levels[1:]):
-            logit = logit + nn.functional.interpolate(conv(h), size=logit.shape[2:], mode="trilinear")
-        return logit
-
-    def malignancy_features(self, levels: list[torch.Tensor]) -> torch.Tensor:
-        """The features the malignancy head reads from `decode`'s levels, each upsampled to the finest and
-        concatenated: a lesion's mean of them, dotted with the weights of `set_malignancy_weights`, plus the bias,
-        is its pooled logit."""
-        levels = levels[: 1 + len(self.malignancy_deep)]
-        up = [nn.functional.interpolate(h, size=levels[0].shape[2:], mode="trilinear") for h in levels[1:]]
-        return torch.cat([levels[0], *up], 1)
-
-    def set_malignancy_weights(self, weights: torch.Tensor, bias: float) -> None:
-        """Set the head from one weight per feature of `malignancy_features` and a bias."""
-        head = self.malignancy_head.conv.conv
-        parts = weights.split([head.in_channels] + [c.in_channels for c in self.malignancy_deep])
-        with torch.no_grad():
-            head.weight.copy_(parts[0].view_as(head.weight))
-            head.bias.fill_(bias)
-            for conv, w in zip(self.malignancy_deep, parts[1:]):
-                conv.weight.copy_(w.view_as(conv.weight))
+            if level in (1, 2):
+                deep.append(self.deep_heads[level - 1](h))
+        out = {"seg": self.seg_head(h), "malignancy": self.malignancy_head(h), "fusion": self._weights}
+        if self.training:
+            out["deep"] = deep
+        return out

@@ -87,15 +87,11 @@ def run_training(args: argparse.Namespace) -> int:
 
 
 def _initial_weights(source: str) -> dict:
-    """A state dict from a model bundle (name or folder, checksum verified) or a `.pt` file, without the coarse
-    levels of a refitted malignancy read-out (`fit-malignancy`): training moves the features they read, so they
-    would no longer fit; refit them after training."""
+    """A state dict from a model bundle (name or folder, checksum verified) or a `.pt` file."""
     if source.endswith(".pt") and Path(source).is_file():
         state = torch.load(source, map_location="cpu", weights_only=False)
-        state = state.get("net", state)
-    else:
-        state = model_store.load(source).network.state_dict()
-    return {k: v for k, v in state.items() if not k.startswith("malignancy_deep.")}
+        return state.get("net", state)
+    return model_store.load(source).network.state_dict()
 
 
 def bundle_metadata(name: str, version: str, n_train: int, n_val: int, best: dict, n_hybrid: int = 0) -> dict:

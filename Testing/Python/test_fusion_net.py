@@ -43,22 +43,3 @@ def test_training_mode_gives_deep_supervision_heads():
     loss = out["seg"].mean() + out["malignancy"].mean() + sum(d.mean() for d in out["deep"])
     loss.backward()
     assert net.modality_embedding.grad is not None
-
-
-def test_added_malignancy_levels_start_as_the_one_level_head_then_read_every_level():
-    one = _net()
-    many = FusionNet(features=(4, 8, 16, 16), malignancy_levels=4).eval()
-    many.load_state_dict(one.state_dict(), strict=False)
-    x, present = torch.randn(1, 5, 32, 32, 32), torch.tensor([[0, 0, 1, 0, 1]], dtype=torch.float32)
-    with torch.no_grad():
-        assert torch.equal(one(x, present)["malignancy"], many(x, present)["malignancy"])
-        features = many.malignancy_features(many.decode(x, present))
-        assert features.shape[1] == 4 + 8 + 16 + 16
-        weights = torch.randn(features.shape[1])
-        many.set_malignancy_weights(weights, 0.5)
-        logits = many(x, present)["malignancy"][0, 0]
-        assert not torch.allclose(logits, one(x, present)["malignancy"][0, 0])
-        lesion = torch.zeros(32, 32, 32, dtype=torch.bool)
-        lesion[10:20, 5:15, 12:30] = True  # a lesion's mean logit is its mean features' read-out
-        pooled = features[0][:, lesion].mean(1) @ weights + 0.5
-        assert torch.isclose(logits[lesion].mean(), pooled, atol=1e-4)

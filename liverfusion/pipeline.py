@@ -371,7 +371,7 @@ def _postprocess(pred, grid, images, reference, regs) -> dict:
         "malignancy_logits": None if logit_arr is None else _pasted(logit_arr, start, ref),
         "aligned": aligned,
         "lesions": lesions,
-        "probability": postprocess.case_probability(lesions, tumor_prob, logit_arr),
+        "probability": postprocess.case_probability(lesions, lesion_map, tumor_prob, logit_arr),
         "liver_volume_ml": postprocess.liver_volume_ml(labels),
     }
 

@@ -237,9 +237,9 @@ class SegLogic:
                                    "by Apply, or by a model that does not rate malignancy)")
         logits = mrmlio.image_from_volume(logits_node)
         labels = self.labelsFromSegmentation(segmentationNode, logits)
-        lesions, _ = postprocess.find_lesions(labels, logits)
+        lesions, lesion_map = postprocess.find_lesions(labels, logits)
         tumor = (sitk.GetArrayViewFromImage(labels) == TUMOR).astype(np.float32)
-        probability = postprocess.case_probability(lesions, tumor, sitk.GetArrayViewFromImage(logits))
+        probability = postprocess.case_probability(lesions, lesion_map, tumor, sitk.GetArrayViewFromImage(logits))
         table = segmentationNode.GetNodeReference(TABLE_ROLE)
         if table is None:
             table = mrmlio.mark_output(self.scene.AddNewNodeByClass(

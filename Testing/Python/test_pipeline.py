@@ -92,10 +92,15 @@ def test_post_processing_in_the_liver_box_equals_the_whole_grid():
     expected = postprocess.clean_labels(expected)
     assert (sitk.GetArrayViewFromImage(expected) == 2).sum() > 100
     np.testing.assert_array_equal(sitk.GetArrayViewFromImage(out["labels"]), sitk.GetArrayViewFromImage(expected))
-    lesions, _ = postprocess.find_lesions(expected, _on_reference(logits, grid, reference))
+    whole_logits = _on_reference(logits, grid, reference)
+    lesions, lesion_map = postprocess.find_lesions(expected, whole_logits)
     assert len(out["lesions"]) == len(lesions) == 1
     found, whole_grid = out["lesions"][0].as_dict(), lesions[0].as_dict()
     np.testing.assert_allclose(found.pop("centroid_lps_mm"), whole_grid.pop("centroid_lps_mm"), atol=1e-6)
     assert found == whole_grid
-    assert out["probability"] == lesions[0].malignancy_probability > 0.5
+    whole_probability = postprocess.case_probability(
+        lesions, lesion_map, whole[1], sitk.GetArrayViewFromImage(whole_logits)
+    )
+    assert out["probability"] == pytest.approx(whole_probability, abs=1e-6)
+    assert 0.5 < out["probability"] < lesions[0].malignancy_probability  # the lesion's edge is not sure tumour
     assert out["malignancy_logits"].GetSize() == reference.GetSize() == out["fusion"]["ct"].GetSize()

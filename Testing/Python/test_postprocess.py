@@ -39,12 +39,18 @@ def test_lesions_have_volume_diameter_centroid_and_probability():
     assert sitk.GetArrayViewFromImage(lesion_map).max() == 2
 
 
-def test_case_probability_is_the_most_malignant_lesion():
+def test_case_probability_is_the_most_likely_malignant_lesion():
+    """P(tumour) x P(malignant | tumour), highest over lesions: a hesitant speck rated malignant counts for less."""
     labels = clean_labels(_labels())
     logits_arr = np.zeros((40, 60, 60), np.float32)
     logits_arr[18:22, 40:44, 40:44] = 3.0
     logits = sitk.GetImageFromArray(logits_arr)
     logits.CopyInformation(labels)
-    lesions, _ = find_lesions(labels, logits)
-    assert case_probability(lesions, np.zeros(1), np.zeros(1)) == pytest.approx(1 / (1 + np.exp(-3.0)))
-    assert case_probability([], np.full(4, 0.2), np.full(4, 10.0)) == pytest.approx(0.2, abs=1e-3)
+    lesions, lesion_map = find_lesions(labels, logits)
+    sure = np.ones(logits_arr.shape, np.float32)
+    assert case_probability(lesions, lesion_map, sure, logits_arr) == pytest.approx(1 / (1 + np.exp(-3.0)))
+    hesitant = np.where(sitk.GetArrayViewFromImage(lesion_map) == 2, 0.2, 1.0).astype(np.float32)
+    speck, large_benign = 0.2 / (1 + np.exp(-3.0)), 0.5
+    assert case_probability(lesions, lesion_map, hesitant, logits_arr) == pytest.approx(max(speck, large_benign))
+    assert case_probability([], lesion_map, np.full(4, 0.2), np.full(4, 10.0)) == pytest.approx(0.2, abs=1e-3)
+    assert case_probability(lesions, lesion_map, sure, None) is None

@@ -156,6 +156,8 @@ def page(result, rows: list[tuple[str, bytes]]) -> str:
 <html lang="en"><head><meta charset="utf-8"><title>LiverFusion report</title><style>{STYLE}</style></head><body>
 <h1>LiverFusion report</h1>
 <div class="p">Malignancy probability {shown(result.probability)}</div>
+<div class="muted">That the liver holds a malignant lesion: the highest, over lesions, of p(malignant) times the
+network's mean tumour probability in the lesion, so a speck it hesitated over counts less.</div>
 <div class="muted">Model {e(meta["name"])} {e(meta["version"])}, liver volume {result.liver_volume_ml:.0f} ml,
 reference image {e(result.reference)}, device {e(result.device)}</div>
 <p class="warn">{e(meta.get("intended_use", ""))}</p>

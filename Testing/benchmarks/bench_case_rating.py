@@ -1,0 +1,135 @@
+"""How a case's malignancy probability is best pooled from its lesions: the product's rule (the highest, over lesions,
+of P(tumour) x P(malignant)) against the most malignant lesion and other rules, on phantoms (bench_models.py's
+seeds; 8000 8500 are the tuning cases), from one run of the model per case.
+
+Each run keeps the product's case probability and every predicted lesion's volume, malignancy probability, mean
+malignancy logit, mean tumour probability and overlap with the truth; the other rules are computed from those, so
+`--from-json` rates saved runs again without the network. Prints AUC, macro F1 and Brier score per protocol and
+rule, then the product's rule minus the most malignant lesion with 95% intervals (paired case resamples).
+Not a test. Usage: python Testing/benchmarks/bench_case_rating.py [--cases 20] [--seeds 9000 9500]
+       [--model NAME_OR_DIR] [--device auto] [--json FILE] [--from-json FILE ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+from bench_models import SEEDS, aligned_case, generated_cases
+
+from liverfusion import model_store
+from liverfusion.constants import TUMOR
+from liverfusion.evaluation import classification, paired_difference, score
+from liverfusion.inference import pick_device
+from liverfusion.metrics import on_grid_of
+from liverfusion.pipeline import segment_aligned
+from liverfusion.postprocess import MIN_LESION_ML, lesion_components, sigmoid
+
+SHIPPED, OLD = "P(tumour) x P(malignant) (shipped)", "most malignant lesion"
+
+
+def case_row(protocol: str, case: Path, bundle, device) -> dict:
+    """The product's output on one case scored as bench_models.py scores it, with what every rule needs of each
+    predicted lesion."""
+    images, reference, regs, truth, info = aligned_case(case, bundle, "deformable", device)
+    result = segment_aligned(images, reference, regs, bundle, device)
+    components = sitk.GetArrayFromImage(lesion_components(result["labels"] == TUMOR, MIN_LESION_ML))
+    true_tumour = sitk.GetArrayViewFromImage(on_grid_of(truth, result["labels"]) == TUMOR)
+    tumour = sitk.GetArrayViewFromImage(result["tumor_probability"])
+    logits = sitk.GetArrayViewFromImage(result["malignancy_logits"])
+    lesions = []
+    for lesion in result["lesions"]:
+        inside = components == lesion.id
+        lesions.append(
+            {
+                "volume_ml": lesion.volume_ml,
+                "p": lesion.malignancy_probability,
+                "logit": float(logits[inside].mean()),
+                "p_tumour": float(tumour[inside].mean()),
+                "on_truth": float(true_tumour[inside].mean()),
+            }
+        )
+    row = score(result["labels"], truth, info, result["probability"])
+    return {"case": case.name, "protocol": protocol, **row, "lesions": lesions}
+
+
+def rules() -> dict:
+    """Rule name -> case probability from a row (each falls back to the product's voxel-wise evidence without
+    lesions). The volume-weighted mean is there for scale: every lesion of a phantom case shares its class, so it
+    wins on phantoms, while a patient's small metastasis beside a large cyst would be outvoted."""
+
+    def most(f):
+        return lambda row: max(f(les) for les in row["lesions"]) if row["lesions"] else row["probability"]
+
+    def shrunk(v0):
+        return most(lambda les: float(sigmoid(les["logit"] * les["volume_ml"] / (les["volume_ml"] + v0))))
+
+    def large_first(ml):
+        def rate(row):
+            large = [les["p"] for les in row["lesions"] if les["volume_ml"] >= ml]
+            return max(large) if large else row["probability"]
+
+        return rate
+
+    def volume_mean(row):
+        if not row["lesions"]:
+            return row["probability"]
+        volume = np.array([les["volume_ml"] for les in row["lesions"]])
+        return float(sigmoid(volume @ [les["logit"] for les in row["lesions"]] / volume.sum()))
+
+    return {
+        SHIPPED: lambda row: row["probability"],
+        OLD: most(lambda les: les["p"]),
+        **{f"logit x v / (v + {v0} ml)": shrunk(v0) for v0 in (0.1, 0.3, 1.0, 3.0)},
+        **{f"lesions under {ml} ml only if no larger": large_first(ml) for ml in (0.5, 1.0, 2.0)},
+        "volume-weighted mean logit (for scale)": volume_mean,
+    }
+
+
+def report(rows: list[dict]) -> None:
+    rated = {name: [{**row, "probability": rate(row)} for row in rows] for name, rate in rules().items()}
+    protocols = ("ct-mri", "multiphase", "both")
+    groups = {p: [i for i, r in enumerate(rows) if p in ("both", r["protocol"])] for p in protocols}
+    print("| rule | protocol | cases | AUC | macro F1 | Brier |\n|---|---|---|---|---|---|")
+    for name, done in rated.items():
+        for protocol, idx in groups.items():
+            c = classification([done[i] for i in idx])
+            cells = ["n/a" if c[k] is None else f"{c[k]:.3f}" for k in ("auc", "macro_f1", "brier")]
+            print(f"| {name} | {protocol} | {len(idx)} | " + " | ".join(cells) + " |")
+    for protocol, idx in groups.items():
+        for key in ("auc", "brier"):
+            gap = paired_difference([rated[SHIPPED][i] for i in idx], [rated[OLD][i] for i in idx], key)
+            shown = "n/a" if gap is None else "{:+.3f} [{:+.3f}, {:+.3f}]".format(*gap)
+            print(f"{protocol}: shipped minus most malignant lesion, {key} {shown}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--cases", type=int, default=20, help="per protocol")
+    p.add_argument("--seeds", type=int, nargs=2, default=list(SEEDS), help="first seed of ct-mri and multiphase")
+    p.add_argument("--model", default=model_store.DEFAULT_MODEL)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", default=None, help="write the rows here")
+    p.add_argument("--from-json", nargs="+", default=None, help="rate saved rows again, pooled; nothing runs")
+    args = p.parse_args()
+    if args.from_json:
+        rows = [row for file in args.from_json for row in json.loads(Path(file).read_text())]
+    else:
+        device = pick_device(args.device)
+        bundle = model_store.load(args.model, device)
+        rows = []
+        with tempfile.TemporaryDirectory() as tmp:
+            for protocol, case in generated_cases(Path(tmp), args.cases, tuple(args.seeds)):
+                rows.append(case_row(protocol, case, bundle, device))
+                print(json.dumps(rows[-1]), flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
+    report(rows)
+
+
+if __name__ == "__main__":
+    main()

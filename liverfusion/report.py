@@ -133,6 +133,10 @@ def _point(p) -> str:
     return ", ".join(f"{v:.1f}" for v in p)
 
 
+MEANING = """<div class="muted">That the liver holds a malignant lesion: the highest, over lesions, of p(malignant)
+times the network's mean tumour probability in the lesion, so a speck it hesitated over counts less.</div>"""
+
+
 def page(result, rows: list[tuple[str, bytes]]) -> str:
     """The self-contained HTML page (figures embedded as data URIs)."""
     e = html.escape
@@ -156,8 +160,7 @@ def page(result, rows: list[tuple[str, bytes]]) -> str:
 <html lang="en"><head><meta charset="utf-8"><title>LiverFusion report</title><style>{STYLE}</style></head><body>
 <h1>LiverFusion report</h1>
 <div class="p">Malignancy probability {shown(result.probability)}</div>
-<div class="muted">That the liver holds a malignant lesion: the highest, over lesions, of p(malignant) times the
-network's mean tumour probability in the lesion, so a speck it hesitated over counts less.</div>
+{'' if result.probability is None else MEANING}
 <div class="muted">Model {e(meta["name"])} {e(meta["version"])}, liver volume {result.liver_volume_ml:.0f} ml,
 reference image {e(result.reference)}, device {e(result.device)}</div>
 <p class="warn">{e(meta.get("intended_use", ""))}</p>

@@ -72,6 +72,7 @@ def test_report_is_one_self_contained_page_with_a_figure_per_lesion(segmented):
     result = json.loads((segmented / "result.json").read_text())
     page = (segmented / "report.html").read_text()
     assert f"Malignancy probability {result['malignancy_probability']:.2f}" in page
+    assert "holds a malignant lesion" in page  # what the case's probability means
     assert result["model"]["name"] in page and "not for" in page  # the intended-use warning
     sources = re.findall(r'(?:src|href)="([^"]+)"', page)
     assert sources and all(s.startswith("data:image/png;base64,") for s in sources)  # nothing outside the file

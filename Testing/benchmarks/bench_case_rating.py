@@ -58,8 +58,9 @@ def case_row(protocol: str, case: Path, bundle, device) -> dict:
 
 
 def rules() -> dict:
-    """Rule name -> case probability from a row (each falls back to the product's voxel-wise evidence without
-    lesions). The volume-weighted mean is there for scale: every lesion of a phantom case shares its class, so it
+    """Rule name -> case probability from a row (without lesions each falls back to the product's voxel-wise
+    evidence; the size thresholds leave cases with only smaller lesions to the product's rule). The volume-weighted
+    mean is there for scale: every lesion of a phantom case shares its class, so it
     wins on phantoms, while a patient's small metastasis beside a large cyst would be outvoted."""
 
     def most(f):

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 from bench_models import SEEDS, aligned_case, generated_cases
+from scipy import ndimage
 
 from liverfusion import model_store
 from liverfusion.constants import TUMOR
@@ -30,17 +31,32 @@ from liverfusion.pipeline import segment_aligned
 from liverfusion.postprocess import MIN_LESION_ML, lesion_components, sigmoid
 
 SHIPPED, OLD = "P(tumour) x P(malignant) (shipped)", "most malignant lesion"
+POOLS = {
+    "logit_grown3": "the lesion grown 3 mm",
+    "logit_grown6": "the lesion grown 6 mm",
+    "logit_weighted6": "the lesion grown 6 mm weighted by P(tumour)",
+    "logit_sure": "voxels of P(tumour) >= 0.9",
+    "logit_truth": "the truth's lesions it touches (for scale)",
+}
 
 
 def case_row(protocol: str, case: Path, bundle, device) -> dict:
     """The product's output on one case scored as bench_models.py scores it, with what every rule needs of each
     predicted lesion."""
     images, reference, regs, truth, info = aligned_case(case, bundle, "deformable", device)
-    result = segment_aligned(images, reference, regs, bundle, device)
+    return rated_row(protocol, case.name, segment_aligned(images, reference, regs, bundle, device), truth, info)
+
+
+def rated_row(protocol: str, name: str, result: dict, truth: sitk.Image, info: dict) -> dict:
+    """One case's row from the product's result on it."""
     components = sitk.GetArrayFromImage(lesion_components(result["labels"] == TUMOR, MIN_LESION_ML))
-    true_tumour = sitk.GetArrayViewFromImage(on_grid_of(truth, result["labels"]) == TUMOR)
+    truth_tumour = on_grid_of(truth, result["labels"]) == TUMOR  # kept: a view of a temporary image dangles
+    true_tumour = sitk.GetArrayViewFromImage(truth_tumour)
     tumour = sitk.GetArrayViewFromImage(result["tumor_probability"])
     logits = sitk.GetArrayViewFromImage(result["malignancy_logits"])
+    liver = sitk.GetArrayViewFromImage(result["labels"]) > 0
+    truth_lesions = sitk.GetArrayFromImage(lesion_components(truth_tumour))
+    spacing = result["labels"].GetSpacing()[::-1]
     lesions = []
     for lesion in result["lesions"]:
         inside = components == lesion.id
@@ -51,10 +67,33 @@ def case_row(protocol: str, case: Path, bundle, device) -> dict:
                 "logit": float(logits[inside].mean()),
                 "p_tumour": float(tumour[inside].mean()),
                 "on_truth": float(true_tumour[inside].mean()),
+                **pooled_logits(inside, liver, tumour, logits, truth_lesions, spacing),
             }
         )
     row = score(result["labels"], truth, info, result["probability"])
-    return {"case": case.name, "protocol": protocol, **row, "lesions": lesions}
+    return {"case": name, "protocol": protocol, **row, "lesions": lesions}
+
+
+def pooled_logits(inside, liver, tumour, logits, truth_lesions, spacing) -> dict:
+    """Other regions to pool a lesion's malignancy logit over: the lesion grown by 3 and 6 mm inside the liver
+    (its rim, which a lesion found in part leaves out), the grown one weighted by P(tumour), the voxels the network
+    is sure are tumour, and, for scale, the truth's lesions it touches (None off the truth)."""
+    reach = [int(np.ceil(6 / s)) + 1 for s in spacing]
+    box = tuple(slice(max(i.min() - r, 0), i.max() + r + 1) for i, r in zip(np.nonzero(inside), reach))
+    distance = np.full(inside.shape, np.inf)
+    distance[box] = ndimage.distance_transform_edt(~inside[box], sampling=spacing)
+    grown = {mm: (distance <= mm) & liver for mm in (3, 6)}
+    sure = inside & (tumour >= 0.9)
+    touched = np.setdiff1d(np.unique(truth_lesions[inside]), [0])
+    on_truth = np.isin(truth_lesions, touched) if touched.size else None
+    weights = tumour[grown[6]]
+    return {
+        "logit_grown3": float(logits[grown[3]].mean()),
+        "logit_grown6": float(logits[grown[6]].mean()),
+        "logit_weighted6": float((weights * logits[grown[6]]).sum() / weights.sum()),
+        "logit_sure": float(logits[sure].mean()) if sure.any() else float(logits[inside].mean()),
+        "logit_truth": None if on_truth is None else float(logits[on_truth].mean()),
+    }
 
 
 def rules() -> dict:
@@ -82,9 +121,13 @@ def rules() -> dict:
         volume = np.array([les["volume_ml"] for les in row["lesions"]])
         return float(sigmoid(volume @ [les["logit"] for les in row["lesions"]] / volume.sum()))
 
+    def pooled(key):
+        return most(lambda les: les["p_tumour"] * float(sigmoid(les[key] if les[key] is not None else les["logit"])))
+
     return {
         SHIPPED: lambda row: row["probability"],
         OLD: most(lambda les: les["p"]),
+        **{f"shipped, logit pooled over {name}": pooled(key) for key, name in POOLS.items()},
         **{f"logit x v / (v + {v0} ml)": shrunk(v0) for v0 in (0.1, 0.3, 1.0, 3.0)},
         **{f"lesions under {ml} ml only if no larger": large_first(ml) for ml in (0.5, 1.0, 2.0)},
         "volume-weighted mean logit (for scale)": volume_mean,

@@ -1,0 +1,91 @@
+"""Would growing each lesion through its hesitant rim help tumour Dice? Hysteresis on the tumour probability:
+every lesion the product finds takes the liver voxels connected to it where P(tumour) reaches a lower threshold
+(no new lesion can appear), on phantoms (bench_models.py's seeds; 8000 8500 are the tuning cases), from one run of
+the model per case.
+
+Prints per protocol the per-case and global tumour Dice, sensitivity, precision and lesion recall of the product
+and of each threshold, scored as bench_models.py scores, and each threshold minus the product with 95% intervals
+(paired case resamples). Not a test. Usage: python Testing/benchmarks/bench_tumour_growth.py [--cases 20]
+       [--seeds 9000 9500] [--model NAME_OR_DIR] [--device auto] [--thresholds 0.35 0.25 0.15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+from bench_models import SEEDS, aligned_case, generated_cases
+from scipy import ndimage
+
+from liverfusion import model_store
+from liverfusion.constants import LIVER, TUMOR
+from liverfusion.evaluation import paired_difference, score, summarise
+from liverfusion.inference import pick_device
+from liverfusion.pipeline import segment_aligned
+
+PRODUCT = "product (argmax)"
+KEYS = ("tumor_dice", "tumor_dice_global", "tumor_sensitivity", "tumor_precision", "lesion_recall")
+
+
+def grown(labels: sitk.Image, tumour_probability: sitk.Image, low: float) -> sitk.Image:
+    """The product's lesions grown through the liver voxels connected to them where P(tumour) >= low."""
+    arr = sitk.GetArrayFromImage(labels)
+    seeds = arr == TUMOR
+    region, _ = ndimage.label(
+        seeds | ((arr == LIVER) & (sitk.GetArrayViewFromImage(tumour_probability) >= low)), np.ones((3, 3, 3), bool)
+    )
+    arr[np.isin(region, np.unique(region[seeds]))] = TUMOR
+    out = sitk.GetImageFromArray(arr)
+    out.CopyInformation(labels)
+    return out
+
+
+def case_rows(case: Path, bundle, device, thresholds: list[float]) -> dict[str, dict]:
+    images, reference, regs, truth, info = aligned_case(case, bundle, "deformable", device)
+    result = segment_aligned(images, reference, regs, bundle, device)
+    variants = {PRODUCT: result["labels"]}
+    variants.update({f"grown to P >= {t}": grown(result["labels"], result["tumor_probability"], t) for t in thresholds})
+    return {name: {"case": case.name, **score(labels, truth, info, None)} for name, labels in variants.items()}
+
+
+def report(rows: dict[tuple[str, str], list[dict]]) -> None:
+    rows = dict(sorted(rows.items(), key=lambda item: ("ct-mri", "multiphase", "both").index(item[0][0])))
+    print("| protocol | variant | cases | " + " | ".join(KEYS) + " |\n|---|---|---|" + "---|" * len(KEYS))
+    for (protocol, name), done in rows.items():
+        s = summarise(done)
+        cells = ["n/a" if s[k] is None else f"{s[k]:.3f}" for k in KEYS]
+        print(f"| {protocol} | {name} | {len(done)} | " + " | ".join(cells) + " |")
+    for (protocol, name), done in rows.items():
+        if name != PRODUCT:
+            for key in ("tumor_dice", "tumor_dice_global"):
+                gap = paired_difference(done, rows[(protocol, PRODUCT)], key)
+                shown = "n/a" if gap is None else "{:+.3f} [{:+.3f}, {:+.3f}]".format(*gap)
+                print(f"{protocol}: {name} minus the product, {key} {shown}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--cases", type=int, default=20, help="per protocol")
+    p.add_argument("--seeds", type=int, nargs=2, default=list(SEEDS), help="first seed of ct-mri and multiphase")
+    p.add_argument("--model", default=model_store.DEFAULT_MODEL)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--thresholds", type=float, nargs="+", default=[0.35, 0.25, 0.15])
+    args = p.parse_args()
+    device = pick_device(args.device)
+    bundle = model_store.load(args.model, device)
+    rows: dict[tuple[str, str], list[dict]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for protocol, case in generated_cases(Path(tmp), args.cases, tuple(args.seeds)):
+            done = case_rows(case, bundle, device, args.thresholds)
+            for name, row in done.items():
+                for group in (protocol, "both"):
+                    rows.setdefault((group, name), []).append(row)
+            print(f"{case.name}: " + ", ".join(f"{n} {r['tumor_dice']}" for n, r in done.items()), flush=True)
+    report(rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -19,12 +19,12 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-from bench_models import SEEDS, aligned_case, generated_cases
+from bench_models import SEEDS, aligned_case, gap_text, generated_cases
 from scipy import ndimage
 
 from liverfusion import model_store
 from liverfusion.constants import TUMOR
-from liverfusion.evaluation import classification, paired_difference, score
+from liverfusion.evaluation import classification, score
 from liverfusion.inference import pick_device
 from liverfusion.metrics import on_grid_of
 from liverfusion.pipeline import segment_aligned
@@ -146,9 +146,8 @@ def report(rows: list[dict]) -> None:
             print(f"| {name} | {protocol} | {len(idx)} | " + " | ".join(cells) + " |")
     for protocol, idx in groups.items():
         for key in ("auc", "brier"):
-            gap = paired_difference([rated[SHIPPED][i] for i in idx], [rated[OLD][i] for i in idx], key)
-            shown = "n/a" if gap is None else "{:+.3f} [{:+.3f}, {:+.3f}]".format(*gap)
-            print(f"{protocol}: shipped minus most malignant lesion, {key} {shown}")
+            gap = gap_text([rated[SHIPPED][i] for i in idx], [rated[OLD][i] for i in idx], key)
+            print(f"{protocol}: shipped minus most malignant lesion, {key} {gap}")
 
 
 def main() -> None:

@@ -106,12 +106,13 @@ def print_comparisons(rows: dict[tuple[str, str], list[dict]], fused: str) -> No
         if singles:
             others.append(max(singles, key=lambda n: summarise(rows[(protocol, n)])["tumor_dice"] or 0.0))
         for other in others:
-            gaps = [_gap(rows[(protocol, fused)], rows[(protocol, other)], k) for k in GAPS]
+            gaps = [gap_text(rows[(protocol, fused)], rows[(protocol, other)], k) for k in GAPS]
             label = f"its best single input ({other})" if other in singles else other
             print(f"{protocol}: {fused} minus {label}: tumour DSC {gaps[0]}, global DSC {gaps[1]}, AUC {gaps[2]}")
 
 
-def _gap(a: list[dict], b: list[dict], key: str) -> str:
+def gap_text(a: list[dict], b: list[dict], key: str) -> str:
+    """Model a minus model b on figure `key`, with its 95% interval (paired case resamples), as printed."""
     found = paired_difference(a, b, key)
     return "n/a" if found is None else "{:+.3f} [{:+.3f}, {:+.3f}]".format(*found)
 

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-from bench_models import SEEDS, aligned_case, generated_cases
+from bench_models import SEEDS, aligned_case, gap_text, generated_cases
 from scipy import ndimage
 
 from liverfusion import model_store
 from liverfusion.constants import LIVER, TUMOR
-from liverfusion.evaluation import paired_difference, score, summarise
+from liverfusion.evaluation import score, summarise
 from liverfusion.inference import pick_device
 from liverfusion.pipeline import segment_aligned
 
@@ -61,9 +61,7 @@ def report(rows: dict[tuple[str, str], list[dict]]) -> None:
     for (protocol, name), done in rows.items():
         if name != PRODUCT:
             for key in ("tumor_dice", "tumor_dice_global"):
-                gap = paired_difference(done, rows[(protocol, PRODUCT)], key)
-                shown = "n/a" if gap is None else "{:+.3f} [{:+.3f}, {:+.3f}]".format(*gap)
-                print(f"{protocol}: {name} minus the product, {key} {shown}")
+                print(f"{protocol}: {name} minus the product, {key} {gap_text(done, rows[(protocol, PRODUCT)], key)}")
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-from bench_models import SEEDS, aligned_case, gap_text, generated_cases
+from bench_models import aligned_case, gap_text, generated_cases, one_model_arguments
 from scipy import ndimage
 
 from liverfusion import model_store
@@ -152,10 +152,7 @@ def report(rows: list[dict]) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--cases", type=int, default=20, help="per protocol")
-    p.add_argument("--seeds", type=int, nargs=2, default=list(SEEDS), help="first seed of ct-mri and multiphase")
-    p.add_argument("--model", default=model_store.DEFAULT_MODEL)
-    p.add_argument("--device", default="auto")
+    one_model_arguments(p)
     p.add_argument("--json", default=None, help="write the rows here")
     p.add_argument("--from-json", nargs="+", default=None, help="rate saved rows again, pooled; nothing runs")
     args = p.parse_args()

@@ -111,6 +111,14 @@ def print_comparisons(rows: dict[tuple[str, str], list[dict]], fused: str) -> No
             print(f"{protocol}: {fused} minus {label}: tumour DSC {gaps[0]}, global DSC {gaps[1]}, AUC {gaps[2]}")
 
 
+def one_model_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of a benchmark that runs one model on the phantoms of `generated_cases`."""
+    p.add_argument("--cases", type=int, default=20, help="per protocol")
+    p.add_argument("--seeds", type=int, nargs=2, default=list(SEEDS), help="first seed of ct-mri and multiphase")
+    p.add_argument("--model", default=model_store.DEFAULT_MODEL)
+    p.add_argument("--device", default="auto")
+
+
 def gap_text(a: list[dict], b: list[dict], key: str) -> str:
     """Model a minus model b on figure `key`, with its 95% interval (paired case resamples), as printed."""
     found = paired_difference(a, b, key)

@@ -1,7 +1,8 @@
-"""Would growing each lesion through its hesitant rim help tumour Dice? Hysteresis on the tumour probability:
-every lesion the product finds takes the liver voxels connected to it where P(tumour) reaches a lower threshold
-(no new lesion can appear), on phantoms (bench_models.py's seeds; 8000 8500 are the tuning cases), from one run of
-the model per case.
+"""Would growing each lesion found through its hesitant rim help tumour Dice? Hysteresis on P(tumour), on phantoms.
+
+Every lesion the product finds takes the liver voxels connected to it where P(tumour) reaches a lower threshold (no
+new lesion can appear); phantoms are bench_models.py's (seeds 8000 8500 are the tuning cases), one run of the model
+per case.
 
 Prints per protocol the per-case and global tumour Dice, sensitivity, precision and lesion recall of the product
 and of each threshold, scored as bench_models.py scores, and each threshold minus the product with 95% intervals
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-from bench_models import SEEDS, aligned_case, gap_text, generated_cases
+from bench_models import aligned_case, gap_text, generated_cases, one_model_arguments
 from scipy import ndimage
 
 from liverfusion import model_store
@@ -66,10 +67,7 @@ def report(rows: dict[tuple[str, str], list[dict]]) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--cases", type=int, default=20, help="per protocol")
-    p.add_argument("--seeds", type=int, nargs=2, default=list(SEEDS), help="first seed of ct-mri and multiphase")
-    p.add_argument("--model", default=model_store.DEFAULT_MODEL)
-    p.add_argument("--device", default="auto")
+    one_model_arguments(p)
     p.add_argument("--thresholds", type=float, nargs="+", default=[0.35, 0.25, 0.15])
     args = p.parse_args()
     device = pick_device(args.device)

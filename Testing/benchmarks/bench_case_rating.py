@@ -3,7 +3,8 @@ of P(tumour) x P(malignant)) against the most malignant lesion and other rules, 
 seeds; 8000 8500 are the tuning cases), from one run of the model per case.
 
 Each run keeps the product's case probability and every predicted lesion's volume, malignancy probability, mean
-malignancy logit, mean tumour probability and overlap with the truth; the other rules are computed from those, so
+malignancy logit (also pooled over other regions: its rim, its surest voxels, the truth), mean tumour probability
+and overlap with the truth; the other rules are computed from those, so
 `--from-json` rates saved runs again without the network. Prints AUC, macro F1 and Brier score per protocol and
 rule, then the product's rule minus the most malignant lesion with 95% intervals (paired case resamples).
 Not a test. Usage: python Testing/benchmarks/bench_case_rating.py [--cases 20] [--seeds 9000 9500]

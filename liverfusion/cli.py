@@ -10,6 +10,7 @@ import json
 import sys
 from pathlib import Path
 
+from .constants import ROLES
 from .errors import LiverFusionError
 from .postprocess import shown
 
@@ -57,9 +58,11 @@ def _register(args) -> int:
     import SimpleITK as sitk
 
     from .imageio import read_image, staged_output, write_image, write_text
+    from .intensity_checks import checked_image
     from .registration import register, resample_to
 
-    fixed, moving = read_image(args.fixed), read_image(args.moving)
+    fixed, fixed_notes = checked_image(read_image(args.fixed), args.fixed_role, args.fixed)
+    moving, moving_notes = checked_image(read_image(args.moving), args.moving_role, args.moving)
     label = read_image(args.moving_label, label=True) if args.moving_label else None
     focus = read_image(args.focus, label=True) > 0 if args.focus else None
     reg = register(fixed, moving, args.mode, args.fixed_role, args.moving_role, focus)
@@ -75,7 +78,7 @@ def _register(args) -> int:
             "metric_after": reg.metric_after,
             "seconds": round(reg.seconds, 2),
             "jacobian_range": list(reg.jacobian_range),
-            "warnings": reg.warnings,
+            "warnings": fixed_notes + moving_notes + reg.warnings,
             "finished": time.time(),
         }
         write_text(json.dumps(result, indent=2) + "\n", stage / "result.json")
@@ -304,8 +307,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--mode", default="rigid", choices=["none", "rigid", "deformable"])
     r.add_argument("--moving-label")
     r.add_argument("--focus", help="mask on the fixed image (e.g. a dilated liver) that the fit concentrates on")
-    r.add_argument("--fixed-role", default="ct")
-    r.add_argument("--moving-role", default="mri")
+    r.add_argument("--fixed-role", default="ct", choices=ROLES)
+    r.add_argument("--moving-role", default="mri", choices=ROLES)
     r.set_defaults(func=_register)
     st = sub.add_parser("synth-tumor", help="insert a synthetic lesion into a liver (one image or aligned images)")
     st.add_argument("--input", action="append", required=True, metavar="ROLE=PATH", help="image per role, aligned")

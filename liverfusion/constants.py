@@ -30,6 +30,8 @@ REFERENCE_PREFERENCE = ("portal", "ct")
 
 # CT window in HU for the network: Diff4MMLiTS's tumour window.
 CT_TUMOR_WINDOW = (-21.0, 189.0)
+# CT voxels below this are air (outside the patient, lungs, bowel gas): no liver there, and every body CT has some.
+AIR_HU = -500.0
 # MRI is z-scored on body voxels; values are clipped to this many standard deviations.
 MRI_ZCLIP = 5.0
 

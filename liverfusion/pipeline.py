@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from . import ct2mri, kuleuven_predict, model_store, postprocess, registration
+from . import ct2mri, intensity_checks, kuleuven_predict, model_store, postprocess, registration
 from .constants import CHANNELS, ROLE_TO_CHANNEL, TUMOR
 from .dicomseg import write_dicom_seg
 from .errors import InputError, LiverFusionError, OverlapError
@@ -50,6 +50,7 @@ class CaseResult:
     warnings: list[str] = field(default_factory=list)
     translated: dict[str, sitk.Image] = field(default_factory=dict)  # channels filled by translation, by role
     translator: model_store.Bundle | None = None
+    inputs: dict[str, sitk.Image] = field(default_factory=dict)  # as the network read them: non-finite voxels filled
 
     def summary(self, inputs: dict[str, str] | None = None) -> dict:
         """The `result.json` contract."""
@@ -202,13 +203,13 @@ def run_case(
     With `fill_mri` and no MRI given, the reference CT translated to an MRI-like image fills the MRI channel;
     it lies on the CT's grid, so it needs no alignment."""
     check_roles(images)
+    images, warnings = intensity_checks.checked(images, names)
     if align not in registration.MODES:
         raise LiverFusionError(f"--align {align}: expected one of {', '.join(registration.MODES)}")
     timings, start = {}, time.perf_counter()
     dev = pick_device(device)
     bundle = model_store.load(model, dev)
     reference = choose_reference(images)
-    warnings = []
     if is_single_image(bundle) and len(images) > 1:
         warnings.append(f"{bundle.name} segments one image, the reference ({reference}); the others are only aligned")
     focus = None
@@ -239,6 +240,7 @@ def run_case(
         warnings=warnings,
         translated=translated,
         translator=translator,
+        inputs=images,
         **result,
     )
 
@@ -440,7 +442,7 @@ def segment(
         t = time.perf_counter()
         write_outputs(result, stage, inputs)
         result.timings["write"] = time.perf_counter() - t
-        write_report(result, images, stage)
+        write_report(result, stage)
         summary = write_summary(result, stage, inputs)
     report(1.0, "done")
     return summary

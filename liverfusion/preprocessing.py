@@ -9,7 +9,7 @@ from collections.abc import Mapping
 import numpy as np
 import SimpleITK as sitk
 
-from .constants import CHANNELS, CT_TUMOR_WINDOW, MRI_ZCLIP, ROLE_TO_CHANNEL
+from .constants import AIR_HU, CHANNELS, CT_TUMOR_WINDOW, MRI_ZCLIP, ROLE_TO_CHANNEL
 
 
 def canonical_grid(reference: sitk.Image, spacing: tuple[float, float, float]) -> sitk.Image:
@@ -62,7 +62,7 @@ def air_mask(image: sitk.Image, grid: sitk.Image, role: str) -> np.ndarray:
     array = sitk.GetArrayFromImage(resample.Execute(image))
     if ROLE_TO_CHANNEL[role] == "mri":
         return array < 0.05 * np.percentile(array, 99)
-    return array < -500.0
+    return array < AIR_HU
 
 
 def stack_channels(arrays: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -112,9 +112,10 @@ def _png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def write_report(result, images: dict[str, sitk.Image], out: Path) -> list[Path]:
-    """`report.html` and its figures `report_<n>.png` in `out` (a staging folder); returns the PNG paths."""
-    rows = [(title, _png(figure(result, images, k))) for title, k in slices_to_show(result)]
+def write_report(result, out: Path) -> list[Path]:
+    """`report.html` and its figures `report_<n>.png` in `out` (a staging folder), showing the inputs as the
+    network read them; returns the PNG paths."""
+    rows = [(title, _png(figure(result, result.inputs, k))) for title, k in slices_to_show(result)]
     pngs = []
     for n, (_, data) in enumerate(rows, 1):
         pngs.append(out / f"report_{n}.png")

@@ -223,6 +223,7 @@ def _constant_3d(tmp_path):
         (lambda d, t: [f"ct={_flat_2d(t)}"], "3-D"),
         (lambda d, t: [f"ct={d / 'case.json'}"], "not a readable image"),
         (lambda d, t: [f"ct={d / 'ct.nii.gz'}", f"mri={_constant_3d(t)}"], "flat_mri.nii.gz: mri: no usable intensity"),
+        (lambda d, t: [f"ct={d / 'label_ct.nii.gz'}"], "label_ct.nii.gz: ct: holds only 3 whole values (0, 1, 2)"),
     ],
 )
 def test_user_errors_are_one_line_exit_2_and_leave_no_output(small_ctmri, tmp_path, inputs, message):
@@ -236,6 +237,26 @@ def test_user_errors_are_one_line_exit_2_and_leave_no_output(small_ctmri, tmp_pa
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], done.stderr
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.partial")]
+
+
+def test_nan_voxels_are_segmented_as_the_lowest_value_with_a_warning(small_ctmri, tmp_path):
+    ct = sitk.ReadImage(str(small_ctmri / "ct.nii.gz"), sitk.sitkFloat32)
+    array = sitk.GetArrayFromImage(ct)
+    array[:, :4] = np.nan  # as some tools write the outside of the field of view
+    holed = sitk.GetImageFromArray(array)
+    holed.CopyInformation(ct)
+    sitk.WriteImage(holed, str(tmp_path / "holed.nrrd"))  # NRRD keeps NaN; ITK reads a NIfTI's as 0
+    out = tmp_path / "out"
+    done = run("segment", "--input", f"ct={tmp_path / 'holed.nrrd'}", "--out", str(out), "--align", "none")
+    assert done.returncode == 0, done.stderr
+    assert "RuntimeWarning" not in done.stderr  # nor does the report meet a NaN
+    warnings = json.loads((out / "result.json").read_text())["warnings"]
+    assert [w for w in warnings if "holed.nrrd: ct:" in w and "not numbers (NaN or infinite)" in w]
+    plain = tmp_path / "plain"
+    done = run("segment", "--input", f"ct={small_ctmri / 'ct.nii.gz'}", "--out", str(plain), "--align", "none")
+    assert done.returncode == 0, done.stderr
+    liver = [json.loads((d / "result.json").read_text())["liver_volume_ml"] for d in (out, plain)]
+    assert abs(liver[0] - liver[1]) < 0.01 * liver[1]  # the band was air: the same liver as without it
 
 
 def test_images_that_do_not_overlap_name_the_moving_file(small_ctmri, tmp_path):

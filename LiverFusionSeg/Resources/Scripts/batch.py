@@ -73,7 +73,7 @@ def run(inputs: dict[str, str], out: Path, args: argparse.Namespace, scene: slic
     outputs = logic.publish(result, volumes)
     with staged_output(out) as stage:
         write_outputs(result, stage, inputs)
-        write_report(result, images, stage)
+        write_report(result, stage)
         save_node(scene, outputs["lesionTable"], "vtkMRMLTableStorageNode", stage / "lesions.tsv")
         scenefile.write_mrb(scene, stage / "scene.mrb")
         return write_summary(result, stage, inputs)

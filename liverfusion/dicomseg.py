@@ -18,6 +18,8 @@ from .errors import InputError
 from .imageio import dicom_series_files
 
 MANUFACTURER = "LiverFusion"
+# A SEG points at its source by these; anonymisers sometimes blank them (TotalSegmentator's example CT has none).
+REFERENCED_UIDS = ("SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID")
 
 
 def segment_descriptions(model_name: str, model_version: str) -> list:
@@ -61,12 +63,16 @@ def _readable(source):
 
 
 def write_dicom_seg(labels: sitk.Image, series_folder: str | Path, path: Path, model: dict) -> Path:
-    """Write `labels` (0/1/2 on the series' own grid, as SimpleITK read it) as a binary DICOM SEG."""
+    """Write `labels` (0/1/2 on the series' own grid, as SimpleITK read it) as a binary DICOM SEG; `series_folder`
+    is the DICOM input, `FOLDER` or `FOLDER@SERIES`."""
     import highdicom as hd
     import pydicom
 
     files = dicom_series_files(series_folder)
     sources = [_readable(pydicom.dcmread(f)) for f in files]
+    missing = [key for key in REFERENCED_UIDS if not all(str(getattr(s, key, "") or "").strip() for s in sources)]
+    if missing:
+        raise InputError(f"{series_folder}: no {', '.join(missing)} (anonymised?), which a SEG must reference")
     array = sitk.GetArrayFromImage(labels).astype(np.uint8)
     if array.shape != (len(sources), int(sources[0].Rows), int(sources[0].Columns)):
         raise InputError(f"{series_folder}: the segmentation is not on this series' grid")

@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import SimpleITK as sitk
@@ -18,20 +19,26 @@ from isal import igzip
 
 from .errors import InputError
 
+SERIES_SELECTOR = "@"  # FOLDER@SERIES picks one series of a DICOM folder
+NOT_SCANS = {"SEG", "RTSTRUCT", "RTPLAN", "RTDOSE", "RTRECORD", "SR", "PR", "KO", "REG", "DOC"}  # modalities
+MAX_LISTED = 6  # series named in one error line
+
 # Level 1 of zlib (NRRD, MHA) or of ISA-L's gzip (NIfTI): several times faster than the default for files only a
 # little larger; the outputs are mostly empty labels and smooth maps that compress well anyway.
 FAST_COMPRESSION = 1
 
 
 def read_image(path: str | os.PathLike, label: bool = False) -> sitk.Image:
-    """Read a 3-D image from a NIfTI/NRRD/MHA file or a DICOM series folder.
+    """Read a 3-D image from a NIfTI/NRRD/MHA file or a DICOM series folder (`FOLDER`, or `FOLDER@SERIES` where
+    the folder holds several series).
 
     Images come back as float32 (so arithmetic never overflows), labels as uint8.
     """
+    source = dicom_source(path)
     path = Path(path)
-    if not path.exists():
+    if source is None and not path.exists():
         raise InputError(f"{path}: no such file or folder")
-    image = _read_dicom_folder(path) if path.is_dir() else _read_file(path)
+    image = _read_dicom(path) if source else _read_file(path)
     if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
         raise InputError(
             f"{path}: expected a 3-D scalar image, got {image.GetDimension()}-D with "
@@ -52,23 +59,81 @@ def _read_file(path: Path) -> sitk.Image:
     return image
 
 
-def _read_dicom_folder(path: Path) -> sitk.Image:
-    series = dicom_series_files(path)
+def _read_dicom(path: Path) -> sitk.Image:
     reader = sitk.ImageSeriesReader()
-    reader.SetFileNames(series)
+    reader.SetFileNames(dicom_series_files(path))
     try:
         return reader.Execute()
     except RuntimeError as exc:
         raise InputError(f"{path}: DICOM series could not be read ({_first_line(exc)})") from None
 
 
-def dicom_series_files(path: str | os.PathLike) -> list[str]:
-    """The files of the largest DICOM series in a folder, sorted along the slice normal."""
-    ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(path))
+def dicom_source(path: str | os.PathLike) -> tuple[Path, str | None] | None:
+    """The folder and series selector of a DICOM input, `FOLDER` or `FOLDER@SERIES`; None for a file."""
+    path = Path(path)
+    if path.is_dir():
+        return path, None
+    folder, sep, selector = str(path).rpartition(SERIES_SELECTOR)
+    return (Path(folder), selector) if sep and selector and Path(folder).is_dir() else None
+
+
+@dataclass
+class Series:
+    uid: str
+    files: list[str]
+    number: str
+    description: str
+    is_scan: bool  # a scan: not a SEG, structure set, report or localizer
+
+    def __str__(self) -> str:
+        return f"{self.number or '?'} '{self.description}' ({len(self.files)} files)"
+
+
+def dicom_series(folder: Path) -> list[Series]:
+    """Every series in a folder, with what its first file says about it, in the order of their numbers."""
+    ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
     if not ids:
-        raise InputError(f"{path}: folder holds no DICOM series")
-    files = [sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(path), i) for i in ids]
-    return list(max(files, key=len))
+        raise InputError(f"{folder}: folder holds no DICOM series")
+    files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames
+    series = [_series(uid, list(files(str(folder), uid))) for uid in ids]
+    return sorted(series, key=lambda s: (not s.number.isdigit(), int(s.number) if s.number.isdigit() else 0))
+
+
+def _series(uid: str, files: list[str]) -> Series:
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(files[0])
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError:
+        return Series(uid, files, "", "", False)
+
+    def tag(key: str) -> str:
+        return reader.GetMetaData(key).strip() if reader.HasMetaDataKey(key) else ""
+
+    scan = tag("0008|0060") not in NOT_SCANS and "LOCALIZER" not in tag("0008|0008").upper()
+    return Series(uid, files, tag("0020|0011"), tag("0008|103e"), scan)
+
+
+def dicom_series_files(path: str | os.PathLike) -> list[str]:
+    """The files of the input's DICOM series, sorted along the slice normal: the series `FOLDER@SERIES` names (its
+    number or UID), or the folder's only scan. Several scans and no choice is an error that lists them, because a
+    study folder often holds every phase, and reading one of them as another would go unnoticed."""
+    folder, selector = dicom_source(path) or (Path(path), None)
+    series = dicom_series(folder)
+    if selector is not None:
+        chosen = [s for s in series if selector in (s.number, s.uid)]
+        if len(chosen) != 1:
+            problem = f"{len(chosen)} series numbered {selector}; name one by its UID" if chosen else "no such series"
+            raise InputError(f"{path}: {problem}; the folder holds {_listed(series)}")
+        return chosen[0].files
+    scans = [s for s in series if s.is_scan] or series
+    if len(scans) > 1:
+        raise InputError(f"{folder}: holds {len(scans)} series, name one as FOLDER@NUMBER: {_listed(scans)}")
+    return scans[0].files
+
+
+def _listed(series: list[Series]) -> str:
+    return "; ".join(str(s) for s in series[:MAX_LISTED]) + ("; ..." if len(series) > MAX_LISTED else "")
 
 
 def _first_line(exc: Exception) -> str:

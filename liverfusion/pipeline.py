@@ -20,7 +20,7 @@ from . import ct2mri, intensity_checks, kuleuven_predict, model_store, postproce
 from .constants import CHANNELS, ROLE_TO_CHANNEL, TUMOR
 from .dicomseg import write_dicom_seg
 from .errors import InputError, LiverFusionError, OverlapError
-from .imageio import read_image, staged_output, write_image, write_text
+from .imageio import dicom_source, read_image, staged_output, write_image, write_text
 from .inference import Prediction, pick_device, predict
 from .preprocessing import air_mask, bounding_box, canonical_grid, stack_channels, to_grid
 from .progress import Reporter, silent
@@ -397,11 +397,14 @@ def read_inputs(inputs: dict[str, str]) -> dict[str, sitk.Image]:
 
 def write_outputs(result: CaseResult, out: Path, inputs: dict[str, str] | None = None) -> None:
     """Write every image and transform into `out` (a staging folder); with the input paths, also a DICOM SEG
-    when the reference is a DICOM series (PACS viewers want the result as DICOM)."""
-    reference_path = Path(inputs[result.reference]) if inputs else None
-    if reference_path is not None and reference_path.is_dir():
+    when the reference is a DICOM series (PACS viewers want the result as DICOM), or a warning why not."""
+    reference_path = inputs[result.reference] if inputs else None
+    if reference_path is not None and dicom_source(reference_path) is not None:
         model_info = {"name": result.model.name, "version": result.model.version}
-        write_dicom_seg(result.labels, reference_path, out / "segmentation.dcm", model_info)
+        try:
+            write_dicom_seg(result.labels, reference_path, out / "segmentation.dcm", model_info)
+        except InputError as exc:  # the other outputs stand without it
+            result.warnings.append(f"segmentation.dcm not written: {exc}")
     write_image(result.labels, out / "segmentation.nii.gz")
     write_seg_nrrd(result.labels, out / "segmentation.seg.nrrd")
     write_image(result.attention, out / "attention.nii.gz")

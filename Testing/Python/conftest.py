@@ -32,3 +32,23 @@ def small_multiphase(tmp_path_factory) -> Path:
 def real_data() -> Path:
     assert SHARED.is_dir(), f"{SHARED}: the shared real data must sit beside the repository"
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def two_series_dicom(real_data, tmp_path_factory) -> Path:
+    """A study folder as PACS exports them: the real 20-slice CT as series 2, and a copy as series 7 'Arterial'
+    whose rescale intercept reads every voxel 100 HU brighter; with the UIDs its anonymiser blanked."""
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    out, study = tmp_path_factory.mktemp("study"), generate_uid()
+    for number, description, shift in ((2, "Portal", 0), (7, "Arterial", 100)):
+        uid = generate_uid()
+        for i, f in enumerate(sorted((real_data / "totalsegmentator_examples" / "example_ct_dicom").iterdir())):
+            ds = pydicom.dcmread(f)
+            ds.SeriesInstanceUID, ds.SeriesNumber, ds.SeriesDescription = uid, number, description
+            ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+            ds.SOPClassUID, ds.StudyInstanceUID = ds.file_meta.MediaStorageSOPClassUID, study  # blank in the example
+            ds.RescaleIntercept = float(ds.RescaleIntercept) + shift
+            ds.save_as(out / f"s{number}_{i:03d}.dcm")
+    return out

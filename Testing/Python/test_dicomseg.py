@@ -84,3 +84,24 @@ def test_seg_liver_agrees_with_the_reference_liver(seg_run):
     )
     assert mask.shape == truth.shape == (3, 512, 512)
     assert dice(mask > 0, truth > 0) > 0.8  # bench_real_liver.py measured 0.870 on this series
+
+
+def test_seg_of_a_series_chosen_in_a_study_folder_references_that_series(two_series_dicom, tmp_path):
+    out = tmp_path / "out"
+    segment({"portal": f"{two_series_dicom}@7"}, out, align="none", device="cpu")
+    ours = pydicom.dcmread(out / "segmentation.dcm")
+    chosen = [pydicom.dcmread(f, stop_before_pixels=True) for f in dicom_series_files(f"{two_series_dicom}@7")]
+    assert chosen[0].SeriesDescription == "Arterial"
+    referenced = ours.ReferencedSeriesSequence[0]
+    assert referenced.SeriesInstanceUID == chosen[0].SeriesInstanceUID
+    assert {i.ReferencedSOPInstanceUID for i in referenced.ReferencedInstanceSequence} == {
+        s.SOPInstanceUID for s in chosen
+    }
+
+
+def test_an_anonymised_series_without_uids_gets_every_output_but_the_seg_and_a_warning(real_data, tmp_path):
+    out = tmp_path / "out"
+    summary = segment({"ct": str(real_data / "totalsegmentator_examples" / "example_ct_dicom")}, out, align="none")
+    assert (out / "segmentation.nii.gz").is_file() and (out / "result.json").is_file()
+    assert not (out / "segmentation.dcm").exists()
+    assert [w for w in summary["warnings"] if w.startswith("segmentation.dcm not written") and "SOPClassUID" in w]

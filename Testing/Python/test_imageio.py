@@ -51,6 +51,22 @@ def test_bad_files_name_the_file_and_the_problem(tmp_path, make, message):
     assert str(path) in str(info.value) and "\n" not in str(info.value)
 
 
+def test_a_folder_of_several_series_names_them_and_reads_the_one_chosen(two_series_dicom):
+    with pytest.raises(InputError, match=r"holds 2 series, name one as FOLDER@NUMBER: .*7 'Arterial' \(20 files\)"):
+        read_image(two_series_dicom)
+    portal, arterial = (read_image(f"{two_series_dicom}@{n}") for n in (2, 7))
+    assert portal.GetSize() == arterial.GetSize() == (512, 512, 20)
+    difference = sitk.GetArrayViewFromImage(arterial) - sitk.GetArrayViewFromImage(portal)
+    assert np.all(difference == 100)
+    with pytest.raises(InputError, match=r"@9: no such series; the folder holds 2 'Portal' \(20 files\); 7 'Arterial'"):
+        read_image(f"{two_series_dicom}@9")
+
+
+def test_a_segmentation_beside_its_ct_is_not_a_second_series(real_data):
+    """dcmqi's folder: 3 CT slices and their SEG."""
+    assert read_image(real_data / "dcmqi_ct3slice_liver").GetSize() == (512, 512, 3)
+
+
 def test_empty_folder_is_not_a_dicom_series(tmp_path):
     with pytest.raises(InputError, match="no DICOM series"):
         read_image(tmp_path)

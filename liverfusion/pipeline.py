@@ -268,7 +268,8 @@ def segment_aligned(
     used = {role: r for role, r in regs.items() if use is None or role in use}
     result = _postprocess(pred, grid, images, reference, used)
     timings["postprocess"] = time.perf_counter() - t
-    return {**result, "notes": pred.notes}
+    cut = postprocess.cut_liver_notes(result["labels"], result["liver_volume_ml"])
+    return {**result, "notes": pred.notes + cut}
 
 
 MAP_LEVELS = 255

@@ -142,3 +142,21 @@ def case_probability(
 
 def liver_volume_ml(labels: sitk.Image) -> float:
     return float((sitk.GetArrayViewFromImage(labels) > BACKGROUND).sum() * voxel_ml(labels))
+
+
+def cut_liver_notes(labels: sitk.Image, liver_ml: float) -> list[str]:
+    """A warning when the liver reaches the edge of the reference image: it goes on outside the scan (a short MRI
+    slab, a CT that stops at the dome), so its volume and any lesion there are measured in part only."""
+    array = sitk.GetArrayViewFromImage(labels)  # z, y, x; `labels` stays alive while the view is read
+    touched = {
+        "first slice": array[0].any(),
+        "last slice": array[-1].any(),
+        "side of the slices": array[:, [0, -1]].any() or array[:, :, [0, -1]].any(),
+    }
+    edges = [name for name, hit in touched.items() if hit]
+    if not edges:
+        return []
+    return [
+        f"the liver reaches the {' and the '.join(edges)} of the reference image: it goes on outside the scan, "
+        f"so its volume ({liver_ml:.0f} ml) and any lesion at that edge are measured in part only"
+    ]

@@ -68,6 +68,10 @@ def test_segment_writes_every_output_of_the_contract(segmented):
     sitk.ReadTransform(str(segmented / "transform_mri.h5"))
 
 
+def test_a_liver_inside_the_scan_gets_no_warning_that_it_is_cut(segmented):
+    assert not [w for w in json.loads((segmented / "result.json").read_text())["warnings"] if "liver reaches" in w]
+
+
 def test_report_is_one_self_contained_page_with_a_figure_per_lesion(segmented):
     result = json.loads((segmented / "result.json").read_text())
     page = (segmented / "report.html").read_text()

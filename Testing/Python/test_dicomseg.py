@@ -105,3 +105,5 @@ def test_an_anonymised_series_without_uids_gets_every_output_but_the_seg_and_a_w
     assert (out / "segmentation.nii.gz").is_file() and (out / "result.json").is_file()
     assert not (out / "segmentation.dcm").exists()
     assert [w for w in summary["warnings"] if w.startswith("segmentation.dcm not written") and "SOPClassUID" in w]
+    # TotalSegmentator's liver on these 20 slices also reaches the first and the last
+    assert [w for w in summary["warnings"] if w.startswith("the liver reaches the first slice and the last slice")]

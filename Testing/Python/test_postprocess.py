@@ -3,7 +3,7 @@ import pytest
 import SimpleITK as sitk
 
 from liverfusion.constants import LIVER, TUMOR
-from liverfusion.postprocess import case_probability, clean_labels, find_lesions
+from liverfusion.postprocess import case_probability, clean_labels, cut_liver_notes, find_lesions
 
 
 def _labels():
@@ -54,3 +54,14 @@ def test_case_probability_is_the_most_likely_malignant_lesion():
     assert case_probability(lesions, lesion_map, hesitant, logits_arr) == pytest.approx(max(speck, large_benign))
     assert case_probability([], lesion_map, np.full(4, 0.2), np.full(4, 10.0)) == pytest.approx(0.2, abs=1e-3)
     assert case_probability(lesions, lesion_map, sure, None) is None
+
+
+def test_a_liver_cut_by_the_edge_of_the_scan_is_named_with_the_edges_it_reaches():
+    labels = np.zeros((10, 20, 20), np.uint8)
+    labels[2:8, 5:15, 5:15] = 1
+    image = sitk.GetImageFromArray(labels)
+    assert cut_liver_notes(image, 100.0) == []
+    labels[0:8, 5:15, 0:15] = 1
+    (note,) = cut_liver_notes(sitk.GetImageFromArray(labels), 1234.4)
+    assert note.startswith("the liver reaches the first slice and the side of the slices of the reference image")
+    assert "(1234 ml)" in note and "last slice" not in note

@@ -10,7 +10,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -165,10 +165,27 @@ def write_image(image: sitk.Image, path: str | os.PathLike, compress: bool = Tru
     return path
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+UMASK = _umask()  # read once: setting it to read it is not thread-safe
+
+
+def _new_file(path: Path, suffix: str = "") -> tuple[int, str]:
+    """A temporary file beside `path` with the permissions a new file gets: mkstemp's are its owner's alone, and
+    renaming keeps them, so colleagues sharing a results folder could not open the outputs."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.chmod(tmp, 0o666 & ~UMASK)
+    return fd, tmp
+
+
 @contextlib.contextmanager
 def _temporary(path: Path, suffix: str) -> Iterator[Path]:
     """A fresh temporary name beside `path`, removed afterwards unless it was renamed."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    fd, tmp = _new_file(path, suffix)
     os.close(fd)
     try:
         yield Path(tmp)
@@ -181,7 +198,7 @@ def write_text(text: str, path: str | os.PathLike) -> Path:
     """Write a text file atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = _new_file(path)
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
     os.replace(tmp, path)
@@ -189,11 +206,13 @@ def write_text(text: str, path: str | os.PathLike) -> Path:
 
 
 @contextlib.contextmanager
-def staged_output(out_dir: str | os.PathLike) -> Iterator[Path]:
+def staged_output(out_dir: str | os.PathLike, replaces: Sequence[str] = ()) -> Iterator[Path]:
     """Yield a scratch folder; on success move its files into `out_dir`, on failure leave `out_dir` untouched.
 
     A run that fails half-way therefore never leaves a partial set of outputs for a user to mistake
-    for a finished one.
+    for a finished one. `replaces`: glob patterns of the files a run writes; those of an earlier run into the same
+    folder that this one did not write again are removed (an earlier CT+MRI run's `aligned_mri.nii.gz` beside a
+    CT-only result would pass for part of it). Other files are left alone.
     """
     out_dir = Path(out_dir)
     parent = out_dir.resolve().parent
@@ -202,10 +221,15 @@ def staged_output(out_dir: str | os.PathLike) -> Iterator[Path]:
     try:
         yield stage
         out_dir.mkdir(parents=True, exist_ok=True)
+        written = {item.name for item in stage.iterdir()}
         for item in sorted(stage.iterdir()):
             target = out_dir / item.name
             if target.is_dir():
                 shutil.rmtree(target)
             os.replace(item, target)
+        stale = {p for pattern in replaces for p in out_dir.glob(pattern) if p.name not in written}
+        for path in stale:
+            if path.is_file():
+                path.unlink()
     finally:
         shutil.rmtree(stage, ignore_errors=True)

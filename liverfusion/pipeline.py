@@ -396,6 +396,23 @@ def read_inputs(inputs: dict[str, str]) -> dict[str, sitk.Image]:
     return {role: read_image(path) for role, path in inputs.items()}
 
 
+# What `segment` writes into its folder; a rerun there removes those of them it does not write again.
+OUTPUTS = (
+    "segmentation.nii.gz",
+    "segmentation.seg.nrrd",
+    "segmentation.dcm",
+    "attention.nii.gz",
+    "attention_*.nii.gz",
+    "tumor_probability.nii.gz",
+    "aligned_*.nii.gz",
+    "transform_*.h5",
+    "mri_from_*.nii.gz",
+    "report.html",
+    "report_*.png",
+    "result.json",
+)
+
+
 def write_outputs(result: CaseResult, out: Path, inputs: dict[str, str] | None = None) -> None:
     """Write every image and transform into `out` (a staging folder); with the input paths, also a DICOM SEG
     when the reference is a DICOM series (PACS viewers want the result as DICOM), or a warning why not."""
@@ -442,7 +459,7 @@ def segment(
     result = run_case(images, align, device, model, report, names=inputs, fill_mri=fill_mri)
     result.timings = {"load": load_s, **result.timings}
     report(0.9, "write")
-    with staged_output(out_dir) as stage:
+    with staged_output(out_dir, replaces=OUTPUTS) as stage:
         t = time.perf_counter()
         write_outputs(result, stage, inputs)
         result.timings["write"] = time.perf_counter() - t

@@ -3,7 +3,7 @@ import pytest
 import SimpleITK as sitk
 
 from liverfusion.errors import InputError
-from liverfusion.imageio import read_image, staged_output, write_image
+from liverfusion.imageio import read_image, staged_output, write_image, write_text
 
 
 def _image(size=(8, 9, 10)):
@@ -86,6 +86,31 @@ def test_staged_output_moves_everything_on_success(tmp_path):
         write_image(_image(), stage / "a.nii.gz")
     assert [p.name for p in out.iterdir()] == ["a.nii.gz"]
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_a_rerun_replaces_the_earlier_runs_outputs_and_leaves_other_files(tmp_path):
+    out = tmp_path / "out"
+    with staged_output(out, replaces=("aligned_*.nii.gz", "result.json")) as stage:
+        for name in ("aligned_mri.nii.gz", "aligned_arterial.nii.gz", "result.json"):
+            write_text(name, stage / name)
+    (out / "notes.txt").write_text("the user's own")
+    with staged_output(out, replaces=("aligned_*.nii.gz", "result.json")) as stage:
+        write_text("second run", stage / "aligned_arterial.nii.gz")
+        write_text("{}", stage / "result.json")
+    assert sorted(p.name for p in out.iterdir()) == ["aligned_arterial.nii.gz", "notes.txt", "result.json"]
+    assert (out / "aligned_arterial.nii.gz").read_text() == "second run"
+
+
+def test_outputs_get_the_permissions_of_any_new_file(tmp_path):
+    """Not mkstemp's owner-only ones: a results folder is often shared."""
+    import os
+    import stat
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    for path in (write_image(_image(), tmp_path / "a.nii.gz"), write_image(_image(), tmp_path / "a.nrrd"),
+                 write_text("{}", tmp_path / "r.json")):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask, path
 
 
 def test_nifti_is_gzip_with_the_exact_pixels_and_no_temporary_left(tmp_path):

@@ -32,7 +32,7 @@ from LiverFusionSegLib.logic import DISCLAIMER, SegLogic  # noqa: E402
 from liverfusion import cohort  # noqa: E402 (needs the path above)
 from liverfusion.errors import LiverFusionError  # noqa: E402
 from liverfusion.imageio import read_image, staged_output  # noqa: E402
-from liverfusion.pipeline import write_outputs, write_summary  # noqa: E402
+from liverfusion.pipeline import OUTPUTS, write_outputs, write_summary  # noqa: E402
 from liverfusion.postprocess import shown  # noqa: E402
 from liverfusion.report import write_report  # noqa: E402
 from liverfusion.roles import parse_inputs  # noqa: E402
@@ -71,7 +71,7 @@ def run(inputs: dict[str, str], out: Path, args: argparse.Namespace, scene: slic
     images = logic.readInputs(volumes)
     result = logic.compute(images, args.align, args.device, args.model, names=inputs, fillMri=args.fill_mri)
     outputs = logic.publish(result, volumes)
-    with staged_output(out) as stage:
+    with staged_output(out, replaces=(*OUTPUTS, "lesions.tsv", "scene.mrb")) as stage:
         write_outputs(result, stage, inputs)
         write_report(result, stage)
         save_node(scene, outputs["lesionTable"], "vtkMRMLTableStorageNode", stage / "lesions.tsv")

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import SimpleITK as sitk
 from isal import igzip
 
@@ -22,6 +23,8 @@ from .errors import InputError
 SERIES_SELECTOR = "@"  # FOLDER@SERIES picks one series of a DICOM folder
 NOT_SCANS = {"SEG", "RTSTRUCT", "RTPLAN", "RTDOSE", "RTRECORD", "SR", "PR", "KO", "REG", "DOC"}  # modalities
 MAX_LISTED = 6  # series named in one error line
+UNEVEN_SLICES = 0.1  # slice steps that differ by more than this share of their median are resampled evenly
+READ_NOTE = "LiverFusion read note"  # metadata key: what reading changed, for the run's warnings
 
 # Level 1 of zlib (NRRD, MHA) or of ISA-L's gzip (NIfTI): several times faster than the default for files only a
 # little larger; the outputs are mostly empty labels and smooth maps that compress well anyway.
@@ -38,7 +41,7 @@ def read_image(path: str | os.PathLike, label: bool = False) -> sitk.Image:
     path = Path(path)
     if source is None and not path.exists():
         raise InputError(f"{path}: no such file or folder")
-    image = _read_dicom(path) if source else _read_file(path)
+    image, note = _read_dicom(path) if source else (_read_file(path), None)
     if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
         raise InputError(
             f"{path}: expected a 3-D scalar image, got {image.GetDimension()}-D with "
@@ -46,7 +49,10 @@ def read_image(path: str | os.PathLike, label: bool = False) -> sitk.Image:
         )
     if min(image.GetSize()) < 2 and not label:
         raise InputError(f"{path}: expected a 3-D image, got size {image.GetSize()} (a single slice)")
-    return sitk.Cast(image, sitk.sitkUInt8 if label else sitk.sitkFloat32)
+    image = sitk.Cast(image, sitk.sitkUInt8 if label else sitk.sitkFloat32)
+    if note:
+        image.SetMetaData(READ_NOTE, note)
+    return image
 
 
 def _read_file(path: Path) -> sitk.Image:
@@ -59,13 +65,58 @@ def _read_file(path: Path) -> sitk.Image:
     return image
 
 
-def _read_dicom(path: Path) -> sitk.Image:
+def _read_dicom(path: Path) -> tuple[sitk.Image, str | None]:
+    """The series as one volume, and a note when its slices were not evenly spaced (ITK would have spread them
+    evenly, and lengths along the slice normal would be off)."""
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(dicom_series_files(path))
+    reader.MetaDataDictionaryArrayUpdateOn()  # every slice's position, without reading the files again
+    shown = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)  # ITK's multi-line warning on uneven slices: handled here
     try:
-        return reader.Execute()
+        image = reader.Execute()
     except RuntimeError as exc:
         raise InputError(f"{path}: DICOM series could not be read ({_first_line(exc)})") from None
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(shown)
+    positions = _slice_positions(reader, image)
+    steps = np.diff(positions)
+    if len(steps) < 2 or np.ptp(steps) <= UNEVEN_SLICES * np.median(steps):
+        return image, None
+    step = float(np.median(steps))
+    if steps.min() < 1e-3 * step:
+        raise InputError(f"{path}: two slices at one position: the series mixes acquisitions")
+    note = (
+        f"{path}: slices {steps.min():.3g} to {steps.max():.3g} mm apart (missing slices?); "
+        f"resampled to even {step:.3g} mm steps"
+    )
+    return _even_slices(image, positions, step), note
+
+
+def _slice_positions(reader: sitk.ImageSeriesReader, image: sitk.Image) -> np.ndarray:
+    """Each slice's position (mm) along the volume's slice normal, from its ImagePositionPatient."""
+    normal = np.array(image.GetDirection()).reshape(3, 3)[:, 2]
+    try:
+        points = [[float(v) for v in reader.GetMetaData(i, "0020|0032").split("\\")] for i in range(image.GetDepth())]
+    except (RuntimeError, ValueError):
+        return np.zeros(0)  # no positions to check: ITK's spacing stands
+    return np.array(points) @ normal
+
+
+def _even_slices(image: sitk.Image, positions: np.ndarray, step: float) -> sitk.Image:
+    """Slices at even `step`s from the first, each interpolated linearly between the two read slices around it."""
+    array = sitk.GetArrayViewFromImage(image)
+    targets = positions[0] + step * np.arange(int((positions[-1] - positions[0]) / step + 1e-6) + 1)
+    out = np.empty((len(targets),) + array.shape[1:], np.float32)
+    for k, target in enumerate(targets):
+        upper = int(np.clip(np.searchsorted(positions, target, side="right"), 1, len(positions) - 1))
+        w = (target - positions[upper - 1]) / (positions[upper] - positions[upper - 1])
+        out[k] = (1 - w) * array[upper - 1] + w * array[upper]
+    even = sitk.GetImageFromArray(out)
+    even.SetOrigin(image.GetOrigin())
+    even.SetDirection(image.GetDirection())
+    even.SetSpacing(image.GetSpacing()[:2] + (step,))
+    return even
 
 
 def dicom_source(path: str | os.PathLike) -> tuple[Path, str | None] | None:

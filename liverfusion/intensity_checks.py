@@ -15,6 +15,7 @@ import SimpleITK as sitk
 
 from .constants import AIR_HU, ROLE_TO_CHANNEL
 from .errors import InputError
+from .imageio import READ_NOTE
 
 MAX_LABEL_VALUES = 256  # a label map holds at most this many whole values (TotalSegmentator's 117, say)
 FLAT_SHARE = 0.5  # and most of its labelled voxels equal their neighbour (label maps here 0.82-0.95, scans under 0.07)
@@ -31,10 +32,12 @@ def checked(images: dict[str, sitk.Image], names: dict[str, str] | None = None) 
 
 
 def checked_image(image: sitk.Image, role: str, name: str) -> tuple[sitk.Image, list[str]]:
-    """The image with non-finite voxels set to its lowest finite value, and warnings; an InputError (naming
-    `name`) when nothing in it can be segmented."""
+    """The image with non-finite voxels set to its lowest finite value, and warnings (also what reading it
+    changed); an InputError (naming `name`) when nothing in it can be segmented."""
     who = name if name == role else f"{name}: {role}"
+    read = [image.GetMetaData(READ_NOTE)] if image.HasMetaDataKey(READ_NOTE) else []
     image, warnings = _finite(image, who)
+    warnings = read + warnings
     array = sitk.GetArrayViewFromImage(image)
     lo, hi = float(array.min()), float(array.max())
     if hi - lo < 1e-6:

@@ -1,9 +1,11 @@
+import shutil
+
 import numpy as np
 import pytest
 import SimpleITK as sitk
 
 from liverfusion.errors import InputError
-from liverfusion.imageio import read_image, staged_output, write_image, write_text
+from liverfusion.imageio import dicom_series_files, read_image, staged_output, write_image, write_text
 
 
 def _image(size=(8, 9, 10)):
@@ -60,6 +62,44 @@ def test_a_folder_of_several_series_names_them_and_reads_the_one_chosen(two_seri
     assert np.all(difference == 100)
     with pytest.raises(InputError, match=r"@9: no such series; the folder holds 2 'Portal' \(20 files\); 7 'Arterial'"):
         read_image(f"{two_series_dicom}@9")
+
+
+def test_a_series_with_missing_slices_is_resampled_to_even_steps_with_a_note(real_data, tmp_path, capfd):
+    from liverfusion.imageio import READ_NOTE
+    from liverfusion.intensity_checks import checked_image
+
+    source = real_data / "totalsegmentator_examples" / "example_ct_dicom"
+    whole = read_image(source)
+    files = dicom_series_files(source)
+    for i, f in enumerate(files):
+        if i not in (9, 10):  # two slices lost on export: a 6 mm gap among 2 mm steps
+            shutil.copy(f, tmp_path / f"{i:02d}.dcm")
+    gapped = read_image(tmp_path)
+    assert "Non uniform sampling" not in capfd.readouterr().err  # ITK's multi-line warning is not shown
+    assert gapped.GetSize() == whole.GetSize() and gapped.GetSpacing() == pytest.approx(whole.GetSpacing())
+    assert gapped.GetOrigin() == pytest.approx(whole.GetOrigin())
+    a, b = sitk.GetArrayViewFromImage(whole), sitk.GetArrayViewFromImage(gapped)
+    kept = [i for i in range(20) if i not in (9, 10)]
+    np.testing.assert_array_equal(b[kept], a[kept])  # read slices where they were taken
+    np.testing.assert_allclose(b[9], a[8] + (a[11] - a[8]) / 3, atol=1e-3)  # the gap, interpolated
+    note = f"{tmp_path}: slices 2 to 6 mm apart (missing slices?); resampled to even 2 mm steps"
+    assert gapped.GetMetaData(READ_NOTE) == note
+    assert checked_image(gapped, "ct", str(tmp_path))[1][0] == gapped.GetMetaData(READ_NOTE)
+    assert not whole.HasMetaDataKey(READ_NOTE)
+
+
+def test_a_series_with_two_slices_at_one_position_is_an_error(real_data, tmp_path):
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    files = dicom_series_files(real_data / "totalsegmentator_examples" / "example_ct_dicom")
+    for i, f in enumerate(files):
+        shutil.copy(f, tmp_path / f"{i:02d}.dcm")
+    twin = pydicom.dcmread(files[5])
+    twin.SOPInstanceUID = twin.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    twin.save_as(tmp_path / "twin.dcm")
+    with pytest.raises(InputError, match="two slices at one position"):
+        read_image(tmp_path)
 
 
 def test_a_segmentation_beside_its_ct_is_not_a_second_series(real_data):

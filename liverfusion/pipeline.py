@@ -339,13 +339,15 @@ def _sub_grid(reference: sitk.Image, start: list[int], size: list[int]) -> sitk.
     return sub
 
 
-def _pasted(array: np.ndarray, start: list[int], reference: sitk.Image) -> sitk.Image:
-    """A box's array placed in an image of the whole reference grid, zeros elsewhere."""
-    full = np.zeros(reference.GetSize()[::-1], array.dtype)
-    full[tuple(slice(b, b + n) for b, n in zip(start[::-1], array.shape))] = array
-    image = sitk.GetImageFromArray(full)
-    image.CopyInformation(reference)
-    return image
+def _pasted(box: sitk.Image | np.ndarray, start: list[int], reference: sitk.Image) -> sitk.Image:
+    """A box (an image on a sub-grid of the reference, or its array) padded with zeros to the whole reference grid:
+    one allocation of the whole grid, where a NumPy canvas and its copy into ITK took two."""
+    if isinstance(box, np.ndarray):
+        box = sitk.GetImageFromArray(box)
+    upper = [n - b - s for n, b, s in zip(reference.GetSize(), start, box.GetSize())]
+    full = sitk.ConstantPad(box, start, upper, 0.0)
+    full.CopyInformation(reference)
+    return full
 
 
 def _postprocess(pred, grid, images, reference, regs) -> dict:
@@ -354,24 +356,27 @@ def _postprocess(pred, grid, images, reference, regs) -> dict:
     box = _sub_grid(ref, start, size)
     liver_prob, tumor_prob = (sitk.GetArrayFromImage(_on_reference(p, grid, box)) for p in pred.probabilities[1:])
     labels = sitk.GetImageFromArray(_argmax_labels(liver_prob, tumor_prob))
+    del liver_prob  # a whole-body CT's box holds hundreds of megabytes per map
     labels.CopyInformation(box)
     labels = postprocess.clean_labels(labels)
     logits = None if pred.malignancy_logits is None else _on_reference(pred.malignancy_logits, grid, box)
     lesions, lesion_map = postprocess.find_lesions(labels, logits)
     labels = postprocess.drop_small_lesions(labels, lesion_map)
     logit_arr = None if logits is None else sitk.GetArrayViewFromImage(logits)
-    attention = tumor_prob if logits is None else tumor_prob * postprocess.sigmoid(logit_arr)
-    attention = attention / max(float(attention.max()), 1e-6)
+    attention = tumor_prob.copy() if logit_arr is None else postprocess.sigmoid(logit_arr)
+    if logit_arr is not None:
+        attention *= tumor_prob  # in place, as below: no temporary the size of the box
+    attention /= max(float(attention.max()), 1e-6)
     aligned = {
         role: _like_source(registration.resample_to(images[role], ref, r.transform), images[role])
         for role, r in regs.items()
     }
     return {
-        "labels": _pasted(sitk.GetArrayViewFromImage(labels), start, ref),
+        "labels": _pasted(labels, start, ref),
         "attention": _pasted(_display_map(attention), start, ref),
         "tumor_probability": _pasted(_display_map(tumor_prob), start, ref),
         "fusion": _fusion_maps(pred, grid, images, ref),
-        "malignancy_logits": None if logit_arr is None else _pasted(logit_arr, start, ref),
+        "malignancy_logits": None if logits is None else _pasted(logits, start, ref),
         "aligned": aligned,
         "lesions": lesions,
         "probability": postprocess.case_probability(lesions, lesion_map, tumor_prob, logit_arr),

@@ -7,6 +7,7 @@ probability pooled from the voxel-wise malignancy logits.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +15,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 from scipy.spatial import ConvexHull, QhullError
 from scipy.spatial.distance import pdist
+from scipy.special import expit
 
 from .constants import BACKGROUND, LIVER, MM3_PER_ML, TUMOR
 
@@ -68,7 +70,8 @@ def lesion_components(tumour: sitk.Image, min_ml: float = 0.0) -> sitk.Image:
 
 
 def sigmoid(x: np.ndarray | float) -> np.ndarray | float:
-    return 1.0 / (1.0 + np.exp(-np.asarray(x, np.float64)))
+    """In the input's precision: a float64 copy of a float32 map of a whole-body CT took gigabytes."""
+    return expit(x)
 
 
 def find_lesions(labels: sitk.Image, malignancy_logits: sitk.Image | None) -> tuple[list[Lesion], sitk.Image]:
@@ -83,7 +86,8 @@ def find_lesions(labels: sitk.Image, malignancy_logits: sitk.Image | None) -> tu
     comp = sitk.GetArrayViewFromImage(components)
     n = int(comp.max())
     rated = malignancy_logits is not None and n
-    mean_logit = ndimage.mean(sitk.GetArrayViewFromImage(malignancy_logits), comp, np.arange(1, n + 1)) if rated else []
+    logits = sitk.GetArrayViewFromImage(malignancy_logits) if rated else None
+    mean_logit = _lesion_means(logits, comp, np.arange(1, n + 1)) if rated else []
     lesions = [
         Lesion(
             label,
@@ -95,6 +99,13 @@ def find_lesions(labels: sitk.Image, malignancy_logits: sitk.Image | None) -> tu
         for label in stats.GetLabels()
     ]
     return lesions, sitk.Cast(components, sitk.sitkUInt16)
+
+
+def _lesion_means(values: np.ndarray, lesion_map: np.ndarray, ids: Sequence[int]) -> np.ndarray:
+    """The mean of `values` over each lesion, read only at lesion voxels: SciPy over the whole map makes float64
+    copies of both arrays, gigabytes on a whole-body CT."""
+    inside = lesion_map > 0
+    return ndimage.mean(values[inside], lesion_map[inside], ids)
 
 
 def max_diameter_mm(components: sitk.Image, label: int, stats: sitk.LabelShapeStatisticsImageFilter) -> float:
@@ -135,7 +146,7 @@ def case_probability(
     if logits is None:
         return None
     if lesions:
-        sure = ndimage.mean(tumor_prob, sitk.GetArrayViewFromImage(lesion_map), [les.id for les in lesions])
+        sure = _lesion_means(tumor_prob, sitk.GetArrayViewFromImage(lesion_map), [les.id for les in lesions])
         return float(max(p * les.malignancy_probability for p, les in zip(sure, lesions)))
     return float((tumor_prob * sigmoid(logits)).max()) if tumor_prob.size else 0.0
 

@@ -290,7 +290,8 @@ def parser() -> argparse.ArgumentParser:
         action="append",
         required=True,
         metavar="ROLE=PATH",
-        help="image per role (ct, mri, nc, arterial, portal, delayed): NIfTI/NRRD/MHA file or DICOM folder",
+        help="image per role (ct, mri, nc, arterial, portal, delayed): NIfTI/NRRD/MHA file, DICOM folder, or "
+        "FOLDER@NUMBER for one series of a folder that holds several",
     )
     s.add_argument("--out", required=True)
     s.add_argument("--align", default="deformable", choices=["none", "rigid", "deformable"])
@@ -376,7 +377,7 @@ def parser() -> argparse.ArgumentParser:
     )
     t.set_defaults(func=_train)
     c = sub.add_parser("ct2mri", help="translate a CT into an MRI-like image on the CT's grid")
-    c.add_argument("--input", required=True, help="CT: NIfTI/NRRD/MHA file or DICOM folder")
+    c.add_argument("--input", required=True, help="CT: NIfTI/NRRD/MHA file, DICOM folder or FOLDER@NUMBER")
     c.add_argument("--out", required=True, help="output image file (.nii.gz, .nrrd, .mha)")
     c.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     c.add_argument("--model", default=None, help="translator name under Resources/Models or a bundle folder")

@@ -73,6 +73,14 @@ def test_an_8_bit_scan_is_not_taken_for_a_label_map():
     assert len(warnings) == 1 and "not in Hounsfield units" in warnings[0] and "lowest 0" in warnings[0]
 
 
+def test_a_smooth_scan_cut_to_64_grey_levels_is_not_taken_for_a_label_map(real_data):
+    ct = sitk.Cast(read_image(real_data / "totalsegmentator_examples" / "example_ct.nii.gz"), sitk.sitkFloat32)
+    smooth = sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(ct, 6.0))
+    levels = np.round(63 * (smooth - smooth.min()) / (smooth.max() - smooth.min()))
+    _, warnings = checked_image(_image(levels), "ct", "smooth.nrrd")
+    assert len(warnings) == 1 and "not in Hounsfield units" in warnings[0]
+
+
 def test_a_ct_without_air_and_an_mri_with_air_in_hounsfield_units_are_flagged():
     _, ct = checked_image(_image(_body_ct() + 1024), "arterial", "art.nii.gz")
     assert len(ct) == 1 and ct[0].startswith("art.nii.gz: arterial: no voxel below -500")

@@ -86,8 +86,8 @@ def find_lesions(labels: sitk.Image, malignancy_logits: sitk.Image | None) -> tu
     comp = sitk.GetArrayViewFromImage(components)
     n = int(comp.max())
     rated = malignancy_logits is not None and n
-    logits = sitk.GetArrayViewFromImage(malignancy_logits) if rated else None
-    mean_logit = _lesion_means(logits, comp, np.arange(1, n + 1)) if rated else []
+    ids = np.arange(1, n + 1)
+    mean_logit = _lesion_means(sitk.GetArrayViewFromImage(malignancy_logits), comp, ids) if rated else []
     lesions = [
         Lesion(
             label,

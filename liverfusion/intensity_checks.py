@@ -39,13 +39,18 @@ def checked_image(image: sitk.Image, role: str, name: str) -> tuple[sitk.Image, 
     who = name if name == role else f"{name}: {role}"
     read = [image.GetMetaData(READ_NOTE)] if image.HasMetaDataKey(READ_NOTE) else []
     image, warnings = _finite(image, who)
-    warnings = read + warnings
+    require_range(image, who)
     array = sitk.GetArrayViewFromImage(image)
-    lo, hi = float(array.min()), float(array.max())
-    if hi - lo < 1e-6:
-        raise InputError(f"{who}: no usable intensity range (every voxel is {lo:g})")
     _reject_label_map(array, who)
-    return image, warnings + _unit_warnings(array, lo, role, who)
+    return image, read + warnings + _unit_warnings(array, float(array.min()), role, who)
+
+
+def require_range(image: sitk.Image, who: str) -> None:
+    """Normalisation and mutual information need intensities that vary: a constant image is an input error."""
+    stats = sitk.MinimumMaximumImageFilter()
+    stats.Execute(image)
+    if stats.GetMaximum() - stats.GetMinimum() < 1e-6:
+        raise InputError(f"{who}: no usable intensity range (every voxel is {stats.GetMinimum():g})")
 
 
 def _finite(image: sitk.Image, who: str) -> tuple[sitk.Image, list[str]]:

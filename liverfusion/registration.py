@@ -14,7 +14,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from .constants import CT_ROLES
-from .errors import InputError, OverlapError
+from .errors import OverlapError
+from .intensity_checks import require_range
 
 SAMPLING_SEED = 20261125
 MODES = ("none", "rigid", "deformable")
@@ -65,14 +66,6 @@ def prepare(image: sitk.Image, role: str) -> sitk.Image:
         0.0,
         sitk.sitkFloat32,
     )
-
-
-def require_contrast(image: sitk.Image, role: str) -> None:
-    """Mutual information needs intensities that vary; a constant image is an input error, not a crash."""
-    stats = sitk.MinimumMaximumImageFilter()
-    stats.Execute(image)
-    if stats.GetMaximum() - stats.GetMinimum() < 1e-6:
-        raise InputError(f"{role}: no usable intensity range (every voxel is {stats.GetMinimum():g})")
 
 
 def _voxels(image: sitk.Image, mask: sitk.Image | None) -> float:
@@ -216,7 +209,7 @@ def register(
     """
     start = time.perf_counter()
     for image, role in ((fixed, fixed_role), (moving, moving_role)):
-        require_contrast(image, role)
+        require_range(image, role)
     f, m = prepare(fixed, fixed_role), prepare(moving, moving_role)
     region, mask = f, None
     if focus is not None:

@@ -137,11 +137,12 @@ def _insertion_liver(args, images: dict, paths: dict) -> tuple:
 
 def _synth_tumor(args) -> int:
     from .imageio import read_image, staged_output, write_image, write_text
+    from .intensity_checks import checked
     from .roles import parse_inputs
     from .synth_tumor import insert
 
     paths = parse_inputs(args.input)
-    images = {role: read_image(path) for role, path in paths.items()}
+    images, warnings = checked({role: read_image(path) for role, path in paths.items()}, paths)
     center = _center(args.center_lps) if args.center_lps else None
     liver, liver_source = _insertion_liver(args, images, paths)
     done = insert(images, liver, args.type, center, args.diameter_mm, args.seed)
@@ -161,6 +162,7 @@ def _synth_tumor(args) -> int:
             "malignant": done.malignant,
             "liver": liver_source,
             "inputs": {role: str(Path(path).resolve()) for role, path in paths.items()},
+            "warnings": warnings,
         }
         write_text(json.dumps(info, indent=2) + "\n", stage / "case.json")
     print(
@@ -168,6 +170,7 @@ def _synth_tumor(args) -> int:
         + ",".join(f"{v:.1f}" for v in done.center_lps)
         + f" in {', '.join(done.images)}; outputs: {Path(args.out).resolve()}"
     )
+    print("\n".join(f"warning: {w}" for w in warnings), end="\n" if warnings else "")
     return 0
 
 
@@ -236,17 +239,19 @@ def _ct2mri(args) -> int:
     from .ct2mri import load_translator, translate
     from .imageio import read_image, write_image
     from .inference import pick_device
+    from .intensity_checks import checked_image
     from .progress import terminal_bar
 
     if not args.out.endswith(IMAGE_SUFFIXES):
         raise LiverFusionError(f"{args.out}: output must end with one of {', '.join(IMAGE_SUFFIXES)}")
-    ct = read_image(args.input)
+    ct, warnings = checked_image(read_image(args.input), "ct", args.input)
     device = pick_device(args.device)
     bundle = load_translator(args.model, device)
     with terminal_bar() as report:
         mri = translate(ct, bundle, device, report)
     write_image(mri, args.out)  # atomic: a temporary name, then a rename
     print(f"MRI-like image from {args.input} ({bundle.name} {bundle.version}, not an MRI): {Path(args.out).resolve()}")
+    print("\n".join(f"warning: {w}" for w in warnings), end="\n" if warnings else "")
     return 0
 
 

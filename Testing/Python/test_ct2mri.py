@@ -135,6 +135,17 @@ def test_cli_translates_and_reports_bad_input_in_one_line(small_ctmri, tmp_path)
     assert not (tmp_path / "x.nii.gz").exists()
 
 
+def test_cli_warns_of_a_ct_off_hounsfield_units_and_refuses_a_label_map(small_ctmri, tmp_path):
+    shifted = tmp_path / "stored_values.nrrd"  # the rescale intercept left out: every value 1024 too high
+    sitk.WriteImage(read_image(small_ctmri / "ct.nii.gz") + 1024.0, str(shifted))
+    done = run_cli("ct2mri", "--input", str(shifted), "--out", str(tmp_path / "a.nii.gz"), "--device", "cpu")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1].startswith(f"warning: {shifted}: ct: no voxel below -500")
+    label = run_cli("ct2mri", "--input", str(small_ctmri / "label_ct.nii.gz"), "--out", str(tmp_path / "b.nii.gz"))
+    assert label.returncode == 2 and "a label map, not a scan" in label.stderr
+    assert not (tmp_path / "b.nii.gz").exists()
+
+
 def test_pipeline_fills_a_missing_mri_from_the_ct(small_ctmri, tmp_path):
     ct = read_image(small_ctmri / "ct.nii.gz")
     result = run_case({"ct": ct}, "none", "cpu", fill_mri=True)

@@ -101,6 +101,7 @@ def test_command_writes_a_training_case_and_leaves_the_inputs_alone(real_data, t
     assert {p.name for p in (tmp_path / "out").iterdir()} == {"nc.nii.gz", "label.nii.gz", "case.json"}
     info = json.loads((tmp_path / "out" / "case.json").read_text())
     assert info["malignant"] is True and info["synthetic_lesion"]["type"] == "metastasis"
+    assert info["warnings"] == [] and "warning" not in done.stdout  # a CT in Hounsfield units
     case = load_case(tmp_path / "out", (3.0, 3.0, 3.0))  # the trainer reads it like a phantom case
     assert (case["label"] == TUMOR).any() and case["present"].sum() == 1 and case["malignant"] == 1.0
 
@@ -112,4 +113,11 @@ def test_command_refuses_a_centre_outside_the_liver_and_writes_nothing(real_data
                "--center-lps", "0,0,0")
     assert done.returncode == 2
     assert done.stderr.strip().startswith("error:") and "not inside the liver mask" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def test_command_refuses_a_label_map_as_the_image(real_data, tmp_path):
+    mask = real_data / "totalsegmentator_examples" / "example_seg_fast_liver.nii.gz"
+    done = run("synth-tumor", "--input", f"nc={mask}", "--liver", str(mask), "--out", str(tmp_path / "out"))
+    assert done.returncode == 2 and "a label map, not a scan" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()

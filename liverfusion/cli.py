@@ -170,8 +170,13 @@ def _synth_tumor(args) -> int:
         + ",".join(f"{v:.1f}" for v in done.center_lps)
         + f" in {', '.join(done.images)}; outputs: {Path(args.out).resolve()}"
     )
-    print("\n".join(f"warning: {w}" for w in warnings), end="\n" if warnings else "")
+    _print_warnings(warnings)
     return 0
+
+
+def _print_warnings(warnings: list[str]) -> None:
+    for warning in warnings:
+        print(f"warning: {warning}")
 
 
 def _center(text: str) -> tuple[float, float, float]:
@@ -251,7 +256,7 @@ def _ct2mri(args) -> int:
         mri = translate(ct, bundle, device, report)
     write_image(mri, args.out)  # atomic: a temporary name, then a rename
     print(f"MRI-like image from {args.input} ({bundle.name} {bundle.version}, not an MRI): {Path(args.out).resolve()}")
-    print("\n".join(f"warning: {w}" for w in warnings), end="\n" if warnings else "")
+    _print_warnings(warnings)
     return 0
 
 

@@ -24,7 +24,7 @@ def _segment(args) -> int:
 
     inputs = parse_inputs(args.input)
     with terminal_bar() as report:
-        summary = segment(inputs, args.out, args.align, args.device, args.model, report, args.fill_mri)
+        summary = segment(inputs, args.out, args.align, args.device, args.model, report, args.fill_mri, args.reference)
     print(format_summary(summary, args.out))
     return 0
 
@@ -112,17 +112,19 @@ def _phantom(args) -> int:
 
 def _insertion_liver(args, images: dict, paths: dict) -> tuple:
     """The liver mask given with --liver, else the one KU Leuven's liver network finds on the first input (real
-    scans seldom come with a liver mask); and where it came from."""
+    scans seldom come with a liver mask); the real tumours to keep (`--tumor-label` of that map, else None); and
+    where the liver came from."""
     import SimpleITK as sitk
 
     from .imageio import read_image
 
     if args.liver:
-        liver = read_image(args.liver, label=True)
-        liver = liver == args.liver_label if args.liver_label is not None else liver > 0
+        labels = read_image(args.liver, label=True)
+        liver = labels == args.liver_label if args.liver_label is not None else labels > 0
+        tumors = labels == args.tumor_label if args.tumor_label is not None else None
         if not sitk.GetArrayViewFromImage(liver).any():
             raise LiverFusionError(f"{args.liver}: the liver mask is empty")
-        return liver, str(Path(args.liver).resolve())
+        return liver, tumors, str(Path(args.liver).resolve())
     from .inference import pick_device
     from .kuleuven_predict import liver_only
     from .model_store import load
@@ -132,7 +134,7 @@ def _insertion_liver(args, images: dict, paths: dict) -> tuple:
     liver = liver_only(images[role], role, bundle.network, device)
     if not sitk.GetArrayViewFromImage(liver).any():
         raise LiverFusionError(f"{paths[role]}: {bundle.name} found no liver; pass the liver mask with --liver")
-    return liver, f"{bundle.name} {bundle.version} liver network on {role} (liver.nii.gz)"
+    return liver, None, f"{bundle.name} {bundle.version} liver network on {role} (liver.nii.gz)"
 
 
 def _synth_tumor(args) -> int:
@@ -144,8 +146,8 @@ def _synth_tumor(args) -> int:
     paths = parse_inputs(args.input)
     images, warnings = checked({role: read_image(path) for role, path in paths.items()}, paths)
     center = _center(args.center_lps) if args.center_lps else None
-    liver, liver_source = _insertion_liver(args, images, paths)
-    done = insert(images, liver, args.type, center, args.diameter_mm, args.seed)
+    liver, tumors, liver_source = _insertion_liver(args, images, paths)
+    done = insert(images, liver, args.type, center, args.diameter_mm, args.seed, tumors)
     with staged_output(args.out) as stage:
         for role, image in done.images.items():
             write_image(image, stage / f"{role}.nii.gz")
@@ -310,6 +312,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--fill-mri", action="store_true", help="without an MRI, feed the network the CT translated to MRI (ct2mri)"
     )
+    s.add_argument(
+        "--reference",
+        default=None,
+        metavar="ROLE",
+        help="the input whose grid the outputs take (default: portal/ct, "
+        "else the first input); say the phase you will read or edit on",
+    )
     s.set_defaults(func=_segment)
     r = sub.add_parser("register", help="align a moving image to a fixed one")
     r.add_argument("--fixed", required=True)
@@ -327,6 +336,12 @@ def parser() -> argparse.ArgumentParser:
         "--liver", default=None, help="liver mask (any grid in the images' space); default: found by pyliverlesionseg"
     )
     st.add_argument("--liver-label", type=int, default=None, help="the liver's value in a multi-organ map (e.g. 5)")
+    st.add_argument(
+        "--tumor-label",
+        type=int,
+        default=None,
+        help="the real tumours' value in that map (e.g. 2 in our labels): they stay tumour in label.nii.gz",
+    )
     st.add_argument("--out", required=True)
     st.add_argument("--type", default=None, help="cyst, hemangioma, fnh, hcc, metastasis, cholangiocarcinoma")
     st.add_argument("--center-lps", default=None, metavar="X,Y,Z", help="lesion centre in LPS mm (default random)")
@@ -352,7 +367,20 @@ def parser() -> argparse.ArgumentParser:
     e.set_defaults(func=_evaluate)
     t = sub.add_parser("train", help="train a model bundle on case folders")
     t.add_argument("--data", nargs="+", required=True, help="folders of case folders (phantom layout)")
-    t.add_argument("--val", nargs="*", default=[], help="validation case folders (default: 10%% of --data)")
+    t.add_argument(
+        "--mix",
+        nargs="+",
+        type=float,
+        default=None,
+        metavar="SHARE",
+        help="one share per --data folder: how often its cases are drawn (default: every case alike)",
+    )
+    t.add_argument(
+        "--val", nargs="*", default=[], help="validation case folders (default: 10%% of --data; none with --no-val)"
+    )
+    t.add_argument(
+        "--no-val", action="store_true", help="no validation: keep the last network (cross-validation folds)"
+    )
     t.add_argument("--out", required=True, help="model bundle folder to write")
     t.add_argument("--work", default=None, help="checkpoints, cache and log (default: OUT/../.train_<name>)")
     t.add_argument("--steps", type=int, default=1000)
@@ -360,6 +388,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--minutes", type=float, default=0.0, help="wall-clock budget; the schedule fits it (default none)")
     t.add_argument("--workers", type=int, default=0, help="processes that cache cases and make batches")
     t.add_argument("--batch-size", type=int, default=None, help="patches per step (default 8)")
+    t.add_argument("--patch", type=int, default=None, help="training patch edge in voxels (default 64; 48 on a CPU)")
     t.add_argument("--lr", type=float, default=None, help="peak learning rate (default 2e-3; lower to fine-tune)")
     t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     t.add_argument("--resume", action="store_true", help="continue from WORK/last.pt")
@@ -383,7 +412,7 @@ def parser() -> argparse.ArgumentParser:
         "--no-spatial-augment",
         dest="spatial_augment",
         action="store_false",
-        help="flips and intensity only: no rotation, scaling or elastic deformation (how the shipped weights trained)",
+        help="intensity only: no rotation, scaling or elastic deformation",
     )
     t.set_defaults(func=_train)
     c = sub.add_parser("ct2mri", help="translate a CT into an MRI-like image on the CT's grid")

@@ -29,13 +29,27 @@ def case_roles(case_dir: Path) -> list[str]:
     return [r for r in ROLES if (case_dir / f"{r}.nii.gz").is_file()]
 
 
+def case_reference(case_dir: Path) -> str:
+    """The labelled phase named in `case.json` (`labelled`), else the product's reference choice: a real export is
+    labelled on one phase only (the delayed one of an arterial + delayed pair, say), and the other phases are aligned
+    to it, so training and evaluation work on the grid the truth was drawn on."""
+    info = case_info(case_dir)
+    roles = case_roles(case_dir)
+    return info["labelled"] if info.get("labelled") in roles else choose_reference(roles)
+
+
+def case_info(case_dir: Path) -> dict:
+    path = case_dir / "case.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def load_case(case_dir: Path, spacing: tuple[float, float, float], fill_mri: bool = False) -> dict[str, np.ndarray]:
     """Stacked channels, presence, labels and the case's malignancy on the canonical grid.
 
     With `fill_mri`, a case without MRI gets its reference CT translated to MRI in the MRI channel, as
     `liverfusion segment --fill-mri` gives the network at inference."""
     roles = case_roles(case_dir)
-    reference = choose_reference(roles)
+    reference = case_reference(case_dir)
     images = {r: read_image(case_dir / f"{r}.nii.gz") for r in roles}
     transforms = {r: _alignment(case_dir, images, reference, r) for r in roles}
     if fill_mri and "mri" not in images:  # the translation lies on the reference: no transform
@@ -45,13 +59,21 @@ def load_case(case_dir: Path, spacing: tuple[float, float, float], fill_mri: boo
     stacked, present = stack_channels(arrays)
     label = read_image(_label_path(case_dir, reference), label=True)
     label = sitk.GetArrayFromImage(sitk.Resample(label, grid, sitk.Transform(), sitk.sitkNearestNeighbor, 0))
-    info = json.loads((case_dir / "case.json").read_text()) if (case_dir / "case.json").is_file() else {}
+    info = case_info(case_dir)
     return {
         "image": stacked,
         "present": present,
         "label": label[None].astype(np.uint8),
-        "malignant": np.float32(bool(info.get("malignant", False))),
+        "malignant": malignancy(info),
     }
+
+
+def malignancy(info: dict) -> np.float32:
+    """1 or 0 from `case.json`; NaN where the case says `"malignant": null` (a real export whose lesions' type is
+    not recorded), so that the malignancy loss skips the case rather than learn its lesions as benign."""
+    if "malignant" in info and info["malignant"] is None:
+        return np.float32("nan")
+    return np.float32(bool(info.get("malignant", False)))
 
 
 @functools.cache

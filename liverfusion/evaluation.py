@@ -16,40 +16,53 @@ import numpy as np
 import SimpleITK as sitk
 
 from .constants import TUMOR
-from .dataset import case_roles, find_cases
+from .dataset import case_info, case_reference, case_roles, find_cases
 from .imageio import read_image, staged_output, write_text
 from .metrics import auc, evaluate, on_grid_of
 from .pipeline import read_inputs, run_case
-from .postprocess import MIN_LESION_ML, lesion_components
+from .postprocess import MIN_LESION_ML, lesion_components, max_diameter_mm
 from .progress import Reporter, silent
-from .roles import choose_reference
 
 OVERLAP = ("dice", "jaccard", "sensitivity", "precision", "specificity", "hd95_mm")
 VOLUMES = ("true_ml", "pred_ml", "overlap_ml")
+DETECTABLE_MM = 10.0
 
 
 def truth_of(case: Path) -> tuple[sitk.Image, dict]:
-    """The reference image's label and `case.json` of a case folder."""
-    truth = read_image(case / f"label_{choose_reference(case_roles(case))}.nii.gz", label=True)
-    return truth, json.loads((case / "case.json").read_text())
+    """The labelled phase's label and `case.json` of a case folder."""
+    truth = read_image(case / f"label_{case_reference(case)}.nii.gz", label=True)
+    return truth, case_info(case)
 
 
-def detection(pred: sitk.Image, truth: sitk.Image) -> dict[str, int]:
+def detection(pred: sitk.Image, truth: sitk.Image, min_diameter_mm: float = DETECTABLE_MM) -> dict[str, int]:
     """Lesion-level counts: a true lesion is found when a predicted tumour voxel touches it, a predicted lesion
     is right when it touches a true one (LiTS's detection criterion at its loosest).
 
     True lesions under `MIN_LESION_ML` are not counted: the post-processing removes every predicted island that
     small, so counting them would score as missed the label's specks (a deformed lesion's detached fragments),
     which no output of the product can find. Lesions are counted as the post-processing counts them
-    (`lesion_components`)."""
+    (`lesion_components`). `lesions_true_large` and `lesions_found_large` count the true lesions of at least
+    `min_diameter_mm` (10 mm: what a radiologist reports and what the real-scan targets are set on)."""
     p_cc = sitk.GetArrayFromImage(lesion_components(on_grid_of(pred, truth) == TUMOR))
-    t_cc = sitk.GetArrayFromImage(lesion_components(truth == TUMOR, MIN_LESION_ML))
+    true_components = lesion_components(truth == TUMOR, MIN_LESION_ML)
+    t_cc = sitk.GetArrayFromImage(true_components)
+    found = set(np.unique(t_cc[(t_cc > 0) & (p_cc > 0)]).tolist())
+    large = large_lesions(true_components, min_diameter_mm)
     return {
         "lesions_true": int(t_cc.max()),
-        "lesions_found": int(len(np.unique(t_cc[(t_cc > 0) & (p_cc > 0)]))),
+        "lesions_found": len(found),
         "lesions_pred": int(p_cc.max()),
         "lesions_right": int(len(np.unique(p_cc[(p_cc > 0) & (t_cc > 0)]))),
+        "lesions_true_large": len(large),
+        "lesions_found_large": len(found & large),
     }
+
+
+def large_lesions(components: sitk.Image, min_diameter_mm: float) -> set[int]:
+    """The labels of `components` whose largest diameter is at least `min_diameter_mm`."""
+    stats = sitk.LabelShapeStatisticsImageFilter()
+    stats.Execute(components)
+    return {k for k in stats.GetLabels() if max_diameter_mm(components, k, stats) >= min_diameter_mm}
 
 
 def score(labels: sitk.Image, truth: sitk.Image, info: dict, probability: float | None) -> dict:
@@ -59,8 +72,8 @@ def score(labels: sitk.Image, truth: sitk.Image, info: dict, probability: float 
     return {
         **row,
         **detection(labels, truth),
-        "tumor_present": bool(info["lesions"]),
-        "malignant": bool(info["malignant"]),
+        "tumor_present": bool(metrics["tumor"]["true_ml"]),
+        "malignant": bool(info.get("malignant")),
         "probability": probability,
     }
 
@@ -72,7 +85,7 @@ def case_images(case: Path) -> dict[str, sitk.Image]:
 
 def evaluate_case(case: Path, model: str | None, align: str, device: str) -> dict:
     images = case_images(case)
-    result = run_case(images, align, device, model)
+    result = run_case(images, align, device, model, reference=case_reference(case))
     truth, info = truth_of(case)
     row = score(result.labels, truth, info, result.probability)
     return {"case": case.name, "roles": "+".join(images), **row, "seconds": sum(result.timings.values())}

@@ -80,7 +80,7 @@ class FusionNet(nn.Module):
             f, w = self.fusion[level](h.view(b, len(idx), *h.shape[1:]), present[:, idx])
             fused.append(self.adapt[level](f))
             if level == 0:
-                self._weights = x.new_zeros((b, m) + w.shape[2:])
+                self._weights = w.new_zeros((b, m) + w.shape[2:])
                 self._weights[:, idx] = w
         fused[-1] = self.pam(fused[-1]) + self.cam(fused[-1]) - fused[-1]
         return fused

@@ -19,7 +19,7 @@ import SimpleITK as sitk
 from . import ct2mri, intensity_checks, kuleuven_predict, model_store, postprocess, registration
 from .constants import CHANNELS, ROLE_TO_CHANNEL, TUMOR
 from .dicomseg import write_dicom_seg
-from .errors import InputError, LiverFusionError, OverlapError
+from .errors import InputError, LiverFusionError, OverlapError, RoleError
 from .imageio import dicom_source, read_image, staged_output, write_image, write_text
 from .inference import Prediction, pick_device, predict
 from .preprocessing import air_mask, bounding_box, canonical_grid, stack_channels, to_grid
@@ -197,11 +197,13 @@ def run_case(
     report: Reporter = silent,
     names: dict[str, str] | None = None,
     fill_mri: bool = False,
+    reference: str | None = None,
 ) -> CaseResult:
     """Segment one case held in memory. `names` maps roles to file names for error messages.
 
     With `fill_mri` and no MRI given, the reference CT translated to an MRI-like image fills the MRI channel;
-    it lies on the CT's grid, so it needs no alignment."""
+    it lies on the CT's grid, so it needs no alignment. `reference` names the input whose grid the outputs take
+    (default: `choose_reference`), such as the phase a radiologist drew on."""
     check_roles(images)
     images, warnings = intensity_checks.checked(images, names)
     if align not in registration.MODES:
@@ -209,7 +211,9 @@ def run_case(
     timings, start = {}, time.perf_counter()
     dev = pick_device(device)
     bundle = model_store.load(model, dev)
-    reference = choose_reference(images)
+    if reference is not None and reference not in images:
+        raise RoleError(f"--reference {reference}: not among the inputs ({', '.join(images)})")
+    reference = reference or choose_reference(images)
     if is_single_image(bundle) and len(images) > 1:
         warnings.append(f"{bundle.name} segments one image, the reference ({reference}); the others are only aligned")
     focus = None
@@ -456,12 +460,13 @@ def segment(
     model: str | None = None,
     report: Reporter = silent,
     fill_mri: bool = False,
+    reference: str | None = None,
 ) -> dict:
     """Read, segment and write one case; on any error nothing is left in `out_dir`."""
     t = time.perf_counter()
     images = read_inputs(inputs)
     load_s = time.perf_counter() - t
-    result = run_case(images, align, device, model, report, names=inputs, fill_mri=fill_mri)
+    result = run_case(images, align, device, model, report, inputs, fill_mri, reference)
     result.timings = {"load": load_s, **result.timings}
     report(0.9, "write")
     with staged_output(out_dir, replaces=OUTPUTS) as stage:

@@ -45,8 +45,11 @@ def insert(
     center_lps: tuple[float, float, float] | None = None,
     diameter_mm: float | None = None,
     seed: int = 0,
+    tumors: sitk.Image | None = None,
 ) -> Insertion:
-    """Paint one lesion into every image (all aligned to `liver`, a mask in the same physical space)."""
+    """Paint one lesion into every image (all aligned to `liver`, a mask in the same physical space). `tumors`, a
+    mask on the liver's grid, are the real lesions a labelled scan already has: they stay tumour in the label,
+    so that a real liver with a synthetic lesion never teaches that its own tumours are liver."""
     rng = np.random.default_rng(seed)
     kind = kind or str(rng.choice(LESION_TYPES))
     if kind not in LESION_TYPES:
@@ -62,6 +65,8 @@ def insert(
     lesion = sitk.Resample(level, mask, sitk.Transform(), sitk.sitkLinear, 2.0) < 1
     label = sitk.Cast(mask * LIVER, sitk.sitkUInt8)
     label = sitk.Mask(label, sitk.Cast(lesion & mask, sitk.sitkUInt8), outsideValue=TUMOR, maskingValue=1)
+    if tumors is not None:
+        label = sitk.Mask(label, sitk.Cast(tumors > 0, sitk.sitkUInt8), outsideValue=TUMOR, maskingValue=1)
     return Insertion(edited, label, kind, tuple(map(float, center)), diameter)
 
 

@@ -17,7 +17,7 @@ from .constants import CHANNELS
 from .dataset import find_cases
 from .errors import LiverFusionError
 from .inference import pick_device
-from .training import AFFINE_PROB, ELASTIC_PROB, ROTATE_RAD, SCALE, TrainConfig, train
+from .training import AFFINE_PROB, ELASTIC_PROB, ROTATE_RAD, SCALE, TrainConfig, case_shares, train
 
 INTENDED_USE = (
     "Research only. Trained on synthetic phantoms and on real livers with synthetic tumours; not validated on "
@@ -30,17 +30,23 @@ SPATIAL_TEXT = (
 
 
 def run_training(args: argparse.Namespace) -> int:
-    cases = find_cases([Path(d) for d in args.data])
+    roots = [find_cases([Path(d)]) for d in args.data]
+    cases = [c for group in roots for c in group]
+    if args.mix is not None and len(args.mix) != len(args.data):
+        raise LiverFusionError(f"--mix: {len(args.mix)} shares for {len(args.data)} --data folders; give one each")
     if not cases:
         raise LiverFusionError(
             f"{', '.join(args.data)}: no case folders (expected <role>.nii.gz and label_<role>.nii.gz)"
         )
     val = (
-        find_cases([Path(d) for d in args.val])
+        []
+        if args.no_val
+        else find_cases([Path(d) for d in args.val])
         if args.val
         else cases[:: max(10, len(cases) // max(1, len(cases) // 10))]
     )
-    train_cases = [c for c in cases if c not in val]
+    roots = [[c for c in group if c not in val] for group in roots]
+    train_cases = [c for group in roots for c in group]
     out = Path(args.out)
     work = Path(args.work) if args.work else out.parent / f".train_{out.name}"
     cfg = TrainConfig(
@@ -55,6 +61,7 @@ def run_training(args: argparse.Namespace) -> int:
         lesion_crops=args.lesion_crops,
         spatial_augment=args.spatial_augment,
         **({"batch_size": args.batch_size} if args.batch_size else {}),
+        **({"patch": (args.patch,) * 3} if args.patch else {}),
         **({"lr": args.lr} if args.lr else {}),
         **({"patch": (81,) * 3, "roi_size": (81,) * 3} if args.encoder == "kuleuven" else {}),
     )
@@ -62,7 +69,8 @@ def run_training(args: argparse.Namespace) -> int:
         raise LiverFusionError(f"--pretrained {args.pretrained}: only for --encoder kuleuven")
     device = pick_device(args.device)
     init = _initial_weights(args.init) if args.init else None
-    net, best = train(train_cases, val, work, cfg, device, resume=args.resume, init=init)
+    shares = case_shares(roots, args.mix)
+    net, best = train(train_cases, val, work, cfg, device, resume=args.resume, init=init, shares=shares)
     network = (
         {"features": list(cfg.features), "encoder": cfg.encoder}
         if cfg.architecture == "fusion"
@@ -155,7 +163,7 @@ batch {cfg.batch_size}, AdamW lr {cfg.lr} with warm-up and cosine decay over {cf
 Loss Dice + 0.5 x CE{" with deep supervision" if cfg.architecture == "fusion" else ""}, plus BCE malignancy on
 tumour voxels.
 Crops: 1 : 1 : 6 centred on background, liver, tumour{"; each lesion gets an equal share" if cfg.lesion_crops else ""}.
-Augmentation: {SPATIAL_TEXT if cfg.spatial_augment else ""}flips, intensity scale/shift, per-channel shifts
+Augmentation: {SPATIAL_TEXT if cfg.spatial_augment else ""}intensity scale/shift (no mirroring), per-channel shifts
 (misregistration), modality dropout.
 
 ## Metrics

@@ -27,7 +27,6 @@ from monai.transforms import (
     Rand3DElasticd,
     RandAffined,
     RandCropByLabelClassesd,
-    RandFlipd,
     RandScaleIntensityd,
     RandShiftIntensityd,
     RandWeightedCropd,
@@ -63,7 +62,7 @@ class TrainConfig:
     pretrained: str | None = None  # a bundle of their weights to start that encoder from (transfer learning)
     architecture: str = "fusion"  # or a MONAI baseline of `baselines.KINDS` (issue 5's benchmark)
     lesion_crops: bool = False  # tumour crops centred on a lesion drawn uniformly, not on a tumour voxel
-    spatial_augment: bool = True  # rotation, scaling and elastic deformation (False: flips only, as 0.3.0 and 0.3.1)
+    spatial_augment: bool = True  # rotation, scaling and elastic deformation (False: intensity only)
 
 
 warnings.filterwarnings("ignore", message="no available indices of class")  # tumour-free cases are expected
@@ -87,7 +86,9 @@ def augmentations(patch, lesion_crops: bool = False, spatial: bool = True) -> Co
 
     With `spatial`, a wider crop is rotated and scaled about its centre (where the crop's centre voxel stays) into
     the patch, and some patches are deformed elastically: livers and lesions vary in pose, size and shape far
-    more than the phantoms and the few real livers show. Flips and intensity scale and shift always."""
+    more than the phantoms and the few real livers show. Intensity scale and shift always. No flips: the model grid
+    is always LPS, so the liver is always on the patient's right and the spleen on the left; mirrored patches (0.3.1
+    and before) taught the network that a spleen may be a liver, and it called one so on a real CT."""
     keys = ["image", "label"]
     crop_size = tuple(math.ceil(p * CONTEXT) for p in patch) if spatial else tuple(patch)
     crop = (
@@ -113,9 +114,6 @@ def augmentations(patch, lesion_crops: bool = False, spatial: bool = True) -> Co
             *pads,
             crop,
             *spatial_steps,
-            RandFlipd(keys, prob=0.5, spatial_axis=0),
-            RandFlipd(keys, prob=0.5, spatial_axis=1),
-            RandFlipd(keys, prob=0.5, spatial_axis=2),
             RandScaleIntensityd("image", factors=0.1, prob=0.5),
             RandShiftIntensityd("image", offsets=0.1, prob=0.5),
         ]
@@ -160,18 +158,29 @@ def modality_dropout(present: np.ndarray, rng: np.random.Generator) -> np.ndarra
 
 def make_batch(cases: list[dict], transform: Compose, rng: np.random.Generator, batch_size: int):
     """A batch from cases of one input set (the encoder runs per present modality), as numpy arrays; cases with
-    a `weight` map (`crop_weights`) pass it to the transform."""
-    signature = tuple(cases[int(rng.integers(len(cases)))]["present"])
-    group = [c for c in cases if tuple(c["present"]) == signature]
+    a `weight` map (`crop_weights`) pass it to the transform. Cases are drawn in proportion to their `share`
+    (`case_shares`: real cases weigh more than their number), the batch's input set from the first draw."""
+    shares = np.array([c.get("share", 1.0) for c in cases], np.float64)
+    signature = tuple(cases[int(rng.choice(len(cases), p=shares / shares.sum()))]["present"])
+    group = [i for i, c in enumerate(cases) if tuple(c["present"]) == signature]
     present = modality_dropout(np.array(signature, np.float32), rng)
     images, labels, malignant = [], [], []
-    for _ in range(batch_size):
-        case = group[int(rng.integers(len(group)))]
+    for i in rng.choice(group, size=batch_size, p=shares[group] / shares[group].sum()):
+        case = cases[int(i)]
         sample = transform({k: case[k] for k in ("image", "label", "weight") if k in case})[0]
         images.append(misregister(np.asarray(sample["image"]), rng) * present[:, None, None, None])
         labels.append(np.asarray(sample["label"]))
         malignant.append(float(case["malignant"]))
     return np.stack(images).astype(np.float32), np.stack(labels), np.array(malignant, np.float32), present
+
+
+def case_shares(roots: list[list], mix: list[float] | None) -> list[float]:
+    """A sampling share per case of each group of `roots` (one group per `--data` folder): the group's part of
+    `mix` split evenly between its cases; without `mix` every case weighs the same. Four real cases beside 200
+    phantoms would otherwise be drawn in 2% of batches."""
+    if mix is None:
+        return [1.0 for group in roots for _ in group]
+    return [part / len(group) for part, group in zip(mix, roots) for _ in group]
 
 
 _POOL_STATE: dict = {}
@@ -231,8 +240,9 @@ class Losses(torch.nn.Module):
 
     def forward(self, out: dict, label: torch.Tensor, malignant: torch.Tensor) -> torch.Tensor:
         seg = self.seg([out["seg"]] + out["deep"][::-1], label)
-        tumor = (label[:, 0] == TUMOR).float()
-        target = malignant.view(-1, 1, 1, 1).expand_as(tumor)
+        known = ~torch.isnan(malignant)  # real cases whose lesions' type is not recorded rate nothing
+        tumor = (label[:, 0] == TUMOR).float() * known.view(-1, 1, 1, 1)
+        target = torch.nan_to_num(malignant).view(-1, 1, 1, 1).expand_as(tumor)
         voxel = self.bce(out["malignancy"][:, 0], target)
         mal = (voxel * tumor).sum() / tumor.sum().clamp(min=1.0)
         return seg + 0.5 * mal
@@ -283,15 +293,20 @@ def train(
     device: torch.device,
     resume: bool = False,
     init: dict | None = None,
+    shares: list[float] | None = None,
 ) -> tuple[FusionNet, dict]:
-    """Train; writes `work/last.pt`, `work/best.pt` and `work/log.csv`. Returns the best network and its scores.
+    """Train; writes `work/last.pt`, `work/best.pt` and `work/log.csv`. Returns the best network and its scores
+    (the last network where there are no validation cases).
 
-    `init` is a state dict to start from (fine-tuning a shipped model, or transfer from another one).
+    `init` is a state dict to start from (fine-tuning a shipped model, or transfer from another one); `shares`
+    weighs how often each training case is drawn (`case_shares`).
     """
     torch.manual_seed(cfg.seed)
     torch.backends.cudnn.benchmark = True  # fixed patch size: let cuDNN pick its fastest 3-D convolutions
     train_cases = cache_all(train_dirs, work / "cache", cfg.spacing_mm, max(1, cfg.workers), cfg.fill_mri)
     val_cases = cache_all(val_dirs, work / "cache", cfg.spacing_mm, max(1, cfg.workers), cfg.fill_mri)
+    for case, share in zip(train_cases, shares or []):
+        case["share"] = share
     if cfg.lesion_crops:  # once, before the batch workers fork
         for case in train_cases:
             case["weight"] = crop_weights(case["label"])

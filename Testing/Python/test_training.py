@@ -7,7 +7,15 @@ import pytest
 import torch
 
 from liverfusion.cli import main
-from liverfusion.training import TrainConfig, augmentations, batches, crop_weights, learning_rate_factor
+from liverfusion.training import (
+    Losses,
+    TrainConfig,
+    augmentations,
+    batches,
+    case_shares,
+    crop_weights,
+    learning_rate_factor,
+)
 
 
 def _cases() -> list[dict]:
@@ -139,3 +147,42 @@ def test_train_with_lesion_crops_and_lr_writes_a_bundle_that_says_so(small_ctmri
     assert train["lesion_crops"] is True and train["lr"] == 3e-4 and train["spatial_augment"] is True
     card = (bundle / "docs" / "README.md").read_text()
     assert "each lesion gets an equal share" in card and "AdamW lr 0.0003 " in card and "elastic deformation" in card
+
+
+def test_patches_keep_the_patients_left_on_the_left():
+    """No mirroring: on the LPS model grid the liver is always on the patient's right; a patch of an image that
+    rises from the patient's right to left must rise the same way, rotated a little at most."""
+    ramp = np.broadcast_to(np.arange(48, dtype=np.float32), (1, 48, 48, 48)).copy()
+    case = {"image": ramp, "label": np.ones((1, 48, 48, 48), np.uint8)}
+    for spatial in (False, True):
+        transform = augmentations((24, 24, 24), spatial=spatial)
+        transform.set_random_state(seed=2)
+        for _ in range(30):
+            image = np.asarray(transform(case)[0]["image"])[0]
+            assert image[:, :, -1].mean() > image[:, :, 0].mean()
+
+
+def test_case_shares_weigh_each_data_folder_by_its_mix():
+    assert case_shares([["a", "b"], ["c"]], None) == [1.0, 1.0, 1.0]
+    assert case_shares([["a", "b"], ["c"]], [0.8, 0.2]) == [0.4, 0.4, 0.2]
+
+
+def test_batches_draw_cases_in_proportion_to_their_share():
+    cases = _cases()
+    cases[0]["share"], cases[0]["malignant"] = 0.9, 1.0
+    cases[1]["share"], cases[1]["malignant"] = 0.1, 0.0
+    cfg = TrainConfig(patch=(16, 16, 16), batch_size=1, steps=200, seed=0, spatial_augment=False)
+    first = np.mean([float(b[2][0]) for b in batches(cases, cfg, 0)])
+    assert 0.83 < first < 0.97  # 9 in 10, not the even draw of cases without shares
+
+
+def test_the_malignancy_loss_skips_cases_whose_lesion_type_is_unknown():
+    losses = Losses()
+    label = torch.zeros(2, 1, 8, 8, 8)
+    label[:, :, 2:6, 2:6, 2:6] = 2
+    seg = torch.zeros(2, 3, 8, 8, 8)
+    out = {"seg": seg, "deep": [seg, seg], "malignancy": torch.full((2, 1, 8, 8, 8), 3.0)}
+    known = losses(out, label, torch.tensor([1.0, 1.0]))
+    unknown = losses(out, label, torch.tensor([1.0, float("nan")]))
+    benign = losses(out, label, torch.tensor([1.0, 0.0]))
+    assert torch.isfinite(unknown) and torch.isclose(unknown, known) and benign > known

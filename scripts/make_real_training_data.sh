@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Make the training data of the real-trained model (issue 30): the real labelled CTs stay where they are (read from
+# ../shared/data/real-train, never copied into this repository); beside them, synthetic tumours inserted into each
+# real liver (its own tumours kept as tumour), and a few phantoms of both protocols, which keep the MRI channel and
+# the benign/malignant rating alive.
+#   scripts/make_real_training_data.sh WORK
+# Environment: REAL_TRAIN (folder), HYBRIDS (per real case), CTMRI_CASES, MULTIPHASE_CASES.
+# Writes WORK/hybrid/<case>_<k>/ (the labelled phase with one synthetic lesion, label.nii.gz, case.json) and
+# WORK/phantoms/{ctmri,multiphase}/case_NNN/.
+set -euo pipefail
+work=$1
+real=${REAL_TRAIN:-../shared/data/real-train}
+jobs=$(nproc)
+lf() { python3 -m liverfusion "$@"; }
+
+for case in "$real"/*/; do
+  name=$(basename "$case")
+  labelled=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['labelled'])" "$case/case.json")
+  seq 0 $(("${HYBRIDS:-4}" - 1)) | xargs -P "$jobs" -I{} sh -c "
+    [ -d $work/hybrid/${name}_{} ] || python3 -m liverfusion synth-tumor --input $labelled=$case/$labelled.nii.gz \
+      --liver $case/label_$labelled.nii.gz --liver-label 1 --tumor-label 2 --out $work/hybrid/${name}_{} \
+      --seed {} >/dev/null"
+done
+lf phantom --protocol ct-mri --cases "${CTMRI_CASES:-12}" --seed 1000 --out "$work/phantoms/ctmri" --jobs "$jobs"
+lf phantom --protocol multiphase --cases "${MULTIPHASE_CASES:-6}" --seed 5000 --out "$work/phantoms/multiphase" \
+  --jobs "$jobs"

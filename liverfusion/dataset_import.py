@@ -96,7 +96,7 @@ def import_case(options: ImportOptions, out: str | Path) -> dict:
     images = {p.role: read_image(p.path) for p in phases}
     warnings += [image.GetMetaData(READ_NOTE) for image in images.values() if image.HasMetaDataKey(READ_NOTE)]
     if options.masks:
-        labelled = _labelled_phase(options.labelled, phases)
+        labelled = _labelled_phase(options.labelled, phases, list(options.masks.values()))
         label, label_info = _mask_labels(options.masks, labelled, images[labelled.role])
     else:
         segs = _seg_files(options, others)
@@ -162,12 +162,12 @@ def _roles_by_time(silent: list[Phase], named: list[Phase]) -> tuple[list[Phase]
     leaves a choice and nothing is named, the usual protocol's phases are taken, with a warning to check them."""
     if not silent:
         return [], []
+    if len(silent) == 1 and not any(p.role in CT_ROLES for p in named):
+        return [_decided(silent[0], "ct", "the only CT series; its description names no phase")], []
     untimed = [p for p in silent if _moment(p.series) is None]
     if untimed:
         raise RoleError(f"{untimed[0]}: no phase in its description and no acquisition time; {_ask(untimed)}")
     silent.sort(key=lambda p: _moment(p.series))
-    if len(silent) == 1 and not any(p.role in CT_ROLES for p in named):
-        return [_decided(silent[0], "ct", "the only CT series; its description names no phase")], []
     anchors = [(_moment(p.series), p.role) for p in named if p.role in PHASE_ORDER and _moment(p.series)]
     free = [r for r in PHASE_ORDER if r not in {p.role for p in named}]
     fits = [c for c in itertools.combinations(free, len(silent)) if _in_time_order(silent, c, anchors)]
@@ -180,7 +180,7 @@ def _roles_by_time(silent: list[Phase], named: list[Phase]) -> tuple[list[Phase]
             f"{', '.join(usual)} by acquisition time and the usual protocol: check, and give --role NUMBER=ROLE"
         )
         return [_decided(p, r, "acquisition time order, usual protocol") for p, r in zip(silent, usual)], [warning]
-    choice = f"{len(fits)} ways to place them in time" if fits else "more series than phases left"
+    choice = f"time order allows {len(fits)} choices of phase" if fits else "there are more series than phases left"
     raise RoleError(f"{silent[0]}: its description names no phase and {choice}; {_ask(silent)}")
 
 
@@ -223,14 +223,15 @@ def _check_one_series_per_channel(phases: list[Phase]) -> None:
             )
 
 
-def _labelled_phase(labelled: str | None, phases: list[Phase]) -> Phase:
+def _labelled_phase(labelled: str | None, phases: list[Phase], masks: list[Path]) -> Phase:
     """The phase the masks lie on: `--labelled`, or the only phase."""
     if labelled is None and len(phases) == 1:
         return phases[0]
     hits = [p for p in phases if p.role == labelled]
     if not hits:
-        given = f"--labelled {labelled}: no series has that role" if labelled else "masks given without --labelled"
-        raise RoleError(f"{given}; the labelled phase is one of {', '.join(p.role for p in phases)}")
+        given = f"--labelled {labelled}: no series has that role" if labelled else "no --labelled"
+        files = ", ".join(map(str, masks))
+        raise RoleError(f"{files}: {given}; the phase the masks lie on is one of {', '.join(p.role for p in phases)}")
     return hits[0]
 
 
@@ -362,7 +363,7 @@ def _referenced_phase(seg, path: Path, phases: list[Phase]) -> Phase:
     hits = [p for p in phases if p.series.uid in referenced]
     if len(hits) != 1 or len(referenced) != 1:
         raise InputError(
-            f"{path}: references series {', '.join(referenced) or '(none)'}, not one of the series imported ("
+            f"{path}: references series {', '.join(referenced) or '(none)'}, none of the series imported ("
             + "; ".join(f"{p.role}: {p.series.uid}" for p in phases)
             + ")"
         )

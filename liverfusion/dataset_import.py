@@ -93,13 +93,13 @@ def import_case(options: ImportOptions, out: str | Path) -> dict:
     at once; returns case.json's content."""
     scans, others = _folder_series(options.dicom)
     phases, warnings = assign_roles(scans, options.roles)
+    segs = [] if options.masks else _seg_files(options, others)  # no labels: refused before the scans are read
     images = {p.role: read_image(p.path) for p in phases}
     warnings += [image.GetMetaData(READ_NOTE) for image in images.values() if image.HasMetaDataKey(READ_NOTE)]
     if options.masks:
         labelled = _labelled_phase(options.labelled, phases, list(options.masks.values()))
         label, label_info = _mask_labels(options.masks, labelled, images[labelled.role])
     else:
-        segs = _seg_files(options, others)
         label, labelled, label_info = _seg_labels(segs, phases, images, options.segment_map)
     info = _case_info(options, phases, labelled, label_info, _volumes_ml(label), warnings)
     with staged_output(out, replaces=CASE_FILES) as stage:

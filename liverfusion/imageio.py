@@ -135,6 +135,8 @@ class Series:
     number: str
     description: str
     is_scan: bool  # a scan: not a SEG, structure set, report or localizer
+    modality: str = ""
+    acquired: str = ""  # "DATE TIME" of its first file's acquisition (else content): orders a study's phases
 
     def __str__(self) -> str:
         return f"{self.number or '?'} '{self.description}' ({len(self.files)} files)"
@@ -161,8 +163,11 @@ def _series(uid: str, files: list[str]) -> Series:
     def tag(key: str) -> str:
         return reader.GetMetaData(key).strip() if reader.HasMetaDataKey(key) else ""
 
-    scan = tag("0008|0060") not in NOT_SCANS and "LOCALIZER" not in tag("0008|0008").upper()
-    return Series(uid, files, tag("0020|0011"), tag("0008|103e"), scan)
+    modality = tag("0008|0060")
+    scan = modality not in NOT_SCANS and "LOCALIZER" not in tag("0008|0008").upper()
+    date, time = ("0008|0022", "0008|0032") if tag("0008|0032") else ("0008|0023", "0008|0033")  # acquisition, content
+    acquired = f"{tag(date)} {tag(time)}" if tag(time) else ""
+    return Series(uid, files, tag("0020|0011"), tag("0008|103e"), scan, modality, acquired)
 
 
 def dicom_series_files(path: str | os.PathLike) -> list[str]:

@@ -1,43 +1,26 @@
 """Guess each loaded volume's role (ct, mri, nc, arterial, delayed) from its name.
 
-Volumes loaded from DICOM are named after their series ("5: AX T2 HASTE", "3: Abd Arterial 1.0"), so
-the name is where a scanner's protocol words end up. Words are matched whole (ART must not match
-PARTIAL), specific phases before the generic "CT", and MR words first, since an MR series can say
-"arterial" too. The portal-venous phase is the `ct` role: the model has one channel for both.
+Volumes loaded from DICOM are named after their series ("5: AX T2 HASTE", "3: Abd Arterial 1.0"), so the name is
+where a scanner's protocol words end up; `liverfusion.roles.role_from_text` reads them, as `liverfusion dataset
+import` does for SeriesDescriptions. The portal-venous phase is the `ct` role here: the model has one channel for both,
+and the module offers one selector for them.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 import slicer
 
+from liverfusion import roles
+
 from .mrmlio import OUTPUT_ATTRIBUTE
-
-# Role -> phrases (lower case, whole words), in the order they are tried.
-ROLE_PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("mri", ("t2", "t2w", "mr", "mri", "haste", "ssfse", "tse")),
-    ("nc", ("nc", "non contrast", "noncontrast", "native", "unenhanced", "plain")),
-    ("arterial", ("arterial", "art", "hap", "late arterial")),
-    ("delayed", ("delayed", "del", "equilibrium", "late")),
-    ("ct", ("portal", "pv", "pvp", "venous", "ct")),
-)
-
-
-def words(text: str) -> str:
-    """Lower-case words separated by single spaces (camelCase split), for whole-word matching."""
-    text = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", text)
-    return " ".join(w for w in re.split(r"[^a-z0-9]+", text.lower()) if w)
 
 
 def role_from_text(text: str) -> str | None:
-    """The first role whose phrase appears as whole words in `text`, or None."""
-    padded = f" {words(text)} "
-    for role, phrases in ROLE_PHRASES:
-        if any(f" {phrase} " in padded for phrase in phrases):
-            return role
-    return None
+    """The role a volume's name or description names (portal-venous as `ct`), or None."""
+    role = roles.role_from_text(text)
+    return "ct" if role == "portal" else role
 
 
 def is_candidate(node: slicer.vtkMRMLNode) -> bool:

@@ -1,7 +1,7 @@
 import pytest
 
 from liverfusion.errors import RoleError
-from liverfusion.roles import channel_presence, choose_reference, parse_inputs
+from liverfusion.roles import channel_presence, choose_reference, parse_inputs, role_from_text
 
 
 def test_parse_inputs_maps_roles_to_paths():
@@ -31,3 +31,20 @@ def test_reference_is_portal_or_ct_else_first():
 
 def test_ct_and_portal_share_a_channel():
     assert channel_presence(["ct", "mri"]) == channel_presence(["portal", "mri"]) == [False, False, True, False, True]
+
+
+@pytest.mark.parametrize(
+    "description, role",
+    [
+        ("AP", "arterial"),  # HCC-TACE-Seg's phases
+        ("EQP", "delayed"),
+        ("PV 70s", "portal"),  # a phase of its own here; the Slicer module calls it ct
+        ("Abd CT", "ct"),
+        ("Pre contrast", "nc"),
+        ("5: AX T2 HASTE", "mri"),
+        ("Apex", None),  # whole words only
+        ("", None),
+    ],
+)
+def test_series_descriptions_name_roles_in_whole_words(description, role):
+    assert role_from_text(description) == role

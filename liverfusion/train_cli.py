@@ -32,12 +32,11 @@ SPATIAL_TEXT = (
 def run_training(args: argparse.Namespace) -> int:
     roots = [find_cases([Path(d)]) for d in args.data]
     cases = [c for group in roots for c in group]
+    empty = [d for d, group in zip(args.data, roots) if not group]
+    if empty:  # a folder of folders of cases holds none at its top: its share would vanish unseen
+        raise LiverFusionError(f"{empty[0]}: no case folders (expected <role>.nii.gz and label_<role>.nii.gz)")
     if args.mix is not None and len(args.mix) != len(args.data):
         raise LiverFusionError(f"--mix: {len(args.mix)} shares for {len(args.data)} --data folders; give one each")
-    if not cases:
-        raise LiverFusionError(
-            f"{', '.join(args.data)}: no case folders (expected <role>.nii.gz and label_<role>.nii.gz)"
-        )
     val = (
         []
         if args.no_val

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Make the training data of the real-trained model (issue 30): the real labelled CTs stay where they are (read from
 # ../shared/data/real-train, never copied into this repository); beside them, synthetic tumours inserted into each
-# real liver (its own tumours kept as tumour), and a few phantoms of both protocols, which keep the MRI channel and
-# the benign/malignant rating alive.
+# real liver (its own tumours kept as tumour); and, as a third group, a few phantoms of both protocols and synthetic
+# tumours in the real non-contrast CT and MR of ../shared/data/real (as the earlier models had), which keep the MRI
+# channel and the benign/malignant rating alive.
 #   scripts/make_real_training_data.sh WORK
-# Environment: REAL_TRAIN (folder), HYBRIDS (per real case), CTMRI_CASES, MULTIPHASE_CASES.
+# Environment: REAL_TRAIN, REAL (folders), HYBRIDS (per real case), CTMRI_CASES, MULTIPHASE_CASES, TS_CASES.
 # Writes WORK/hybrid/<case>_<k>/ (the labelled phase with one synthetic lesion, label.nii.gz, case.json) and
-# WORK/phantoms/{ctmri,multiphase}/case_NNN/.
+# WORK/other/ (links to WORK/phantoms/{ctmri,multiphase}/case_NNN and WORK/ts/{ct,mr}_K: one folder of cases).
 set -euo pipefail
 work=$1
 real=${REAL_TRAIN:-../shared/data/real-train}
@@ -21,6 +22,16 @@ for case in "$real"/*/; do
       --liver $case/label_$labelled.nii.gz --liver-label 1 --tumor-label 2 --out $work/hybrid/${name}_{} \
       --seed {} >/dev/null"
 done
+ts=${REAL:-../shared/data/real}/totalsegmentator_examples
+seq 0 $(("${TS_CASES:-4}" - 1)) | xargs -P "$jobs" -I{} sh -c "
+  [ -d $work/ts/ct_{} ] || python3 -m liverfusion synth-tumor --input nc=$ts/example_ct_sm.nii.gz \
+    --liver $ts/example_seg_fast_liver.nii.gz --out $work/ts/ct_{} --seed {} >/dev/null
+  [ -d $work/ts/mr_{} ] || python3 -m liverfusion synth-tumor --input mri=$ts/example_mr_sm.nii.gz \
+    --liver $ts/example_seg_mr.nii.gz --liver-label 5 --out $work/ts/mr_{} --seed {} >/dev/null"
 lf phantom --protocol ct-mri --cases "${CTMRI_CASES:-12}" --seed 1000 --out "$work/phantoms/ctmri" --jobs "$jobs"
 lf phantom --protocol multiphase --cases "${MULTIPHASE_CASES:-6}" --seed 5000 --out "$work/phantoms/multiphase" \
   --jobs "$jobs"
+mkdir -p "$work/other"
+for case in "$work"/phantoms/*/case_* "$work"/ts/*; do
+  ln -sfn "$(realpath "$case")" "$work/other/$(basename "$(dirname "$case")")_$(basename "$case")"
+done

@@ -6,7 +6,7 @@
 # model) or a list of held-out real cases joined by `+` (say `ircad_7+tace2022`); each fold trains without its
 # held-out cases and without the synthetic tumours inserted into their livers, and is written as WORK/folds/<case>
 # for every case it held out, the layout `Testing/benchmarks/bench_real_cases.py --folds` reads.
-# Environment: REAL_TRAIN, INIT (starting bundle), MIX (shares of real, hybrid, phantom cases), LR, BATCH, PATCH.
+# Environment: REAL_TRAIN, INIT (starting bundle), MIX (shares of real, hybrid, other cases), LR, BATCH, PATCH.
 set -euo pipefail
 data=$(realpath "$1"); work=$(realpath -m "$2"); minutes=$3; shift 3
 real=$(realpath "${REAL_TRAIN:-../shared/data/real-train}")
@@ -23,7 +23,7 @@ for fold in "${folds[@]}"; do
     for hybrid in "$data/hybrid/${name}"_*; do ln -sfn "$hybrid" "$run/hybrid/$(basename "$hybrid")"; done
   done
   # shellcheck disable=SC2086
-  python3 -m liverfusion train --data "$run/real" "$run/hybrid" "$data/phantoms" --mix ${MIX:-0.5 0.3 0.2} \
+  python3 -m liverfusion train --data "$run/real" "$run/hybrid" "$data/other" --mix ${MIX:-0.5 0.3 0.2} \
     --no-val --init "${INIT:-liverfusion_attention}" --out "$run/model" --work "$run" --minutes "$minutes" \
     --steps 100000 --lr "${LR:-5e-4}" --batch-size "${BATCH:-2}" --patch "${PATCH:-48}" --resume --version 0.4.0
   if [[ $fold != all ]]; then

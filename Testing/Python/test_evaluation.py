@@ -20,7 +20,21 @@ def _labels(*boxes) -> sitk.Image:
 def test_detection_counts_found_missed_and_false_lesions():
     truth = _labels((5, 5, 5), (5, 25, 25))
     pred = _labels((6, 6, 6), (12, 30, 5))  # the first lesion found (partly), the second missed, one false
-    assert detection(pred, truth) == {"lesions_true": 2, "lesions_found": 1, "lesions_pred": 2, "lesions_right": 1}
+    counts = detection(pred, truth)
+    assert counts == {"lesions_true": 2, "lesions_found": 1, "lesions_pred": 2, "lesions_right": 1, **NONE_LARGE}
+
+
+NONE_LARGE = {"lesions_true_large": 0, "lesions_found_large": 0}  # 4 mm cubes: 5.2 mm across, under 10 mm
+
+
+def test_detection_counts_lesions_of_10_mm_and_more_apart():
+    array = sitk.GetArrayFromImage(_labels((5, 5, 5), (12, 30, 30)))
+    array[3:15, 20:32, 5:17] = 2  # 12 mm across: reported, and missed
+    truth = sitk.GetImageFromArray(array)
+    counts = detection(_labels((5, 5, 5)), truth)
+    assert counts["lesions_true"] == 3 and counts["lesions_found"] == 1
+    assert counts["lesions_true_large"] == 1 and counts["lesions_found_large"] == 0
+    assert detection(truth, truth)["lesions_found_large"] == 1
 
 
 def test_detection_ignores_true_specks_smaller_than_a_reported_lesion():

@@ -1,10 +1,15 @@
 """The default path (deformable, liver-focused alignment) through the in-memory API the Slicer Logic uses."""
 
+import json
+
 import numpy as np
 import pytest
 import SimpleITK as sitk
 
 from liverfusion import model_store
+from liverfusion.dataset import case_reference, load_case
+from liverfusion.errors import RoleError
+from liverfusion.evaluation import evaluate_case
 from liverfusion.imageio import read_image
 from liverfusion.inference import pick_device
 from liverfusion.metrics import dice
@@ -104,3 +109,26 @@ def test_post_processing_in_the_liver_box_equals_the_whole_grid():
     assert out["probability"] == pytest.approx(whole_probability, abs=1e-6)
     assert 0.5 < out["probability"] < lesions[0].malignancy_probability  # the lesion's edge is not sure tumour
     assert out["malignancy_logits"].GetSize() == reference.GetSize() == out["fusion"]["ct"].GetSize()
+
+
+def test_outputs_take_the_grid_of_the_reference_asked_for(small_multiphase):
+    images = read_inputs({r: str(small_multiphase / f"{r}.nii.gz") for r in ("arterial", "delayed")})
+    result = run_case(images, "none", "cpu", reference="delayed")
+    assert result.reference == "delayed" and result.labels.GetSize() == images["delayed"].GetSize()
+    with pytest.raises(RoleError, match="--reference portal: not among the inputs"):
+        run_case(images, "none", "cpu", reference="portal")
+
+
+def test_a_real_export_is_scored_on_its_labelled_phase(small_multiphase, tmp_path):
+    """A case folder whose `case.json` names the labelled phase (real exports label one phase) is read, trained
+    and scored on that phase's grid, whatever the default reference would be."""
+    case = tmp_path / "real_like"
+    case.mkdir()
+    for role in ("arterial", "delayed"):
+        (case / f"{role}.nii.gz").symlink_to(small_multiphase / f"{role}.nii.gz")
+    (case / "label_delayed.nii.gz").symlink_to(small_multiphase / "label_portal.nii.gz")
+    (case / "case.json").write_text(json.dumps({"labelled": "delayed", "malignant": None}))
+    assert case_reference(case) == "delayed"
+    row = evaluate_case(case, None, "none", "cpu")
+    assert row["liver_dice"] > 0.8 and row["malignant"] is False
+    assert np.isnan(load_case(case, (6.0, 6.0, 6.0))["malignant"])  # lesion type not recorded: no rating taught

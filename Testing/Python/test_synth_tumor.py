@@ -121,3 +121,19 @@ def test_command_refuses_a_label_map_as_the_image(real_data, tmp_path):
     done = run("synth-tumor", "--input", f"nc={mask}", "--liver", str(mask), "--out", str(tmp_path / "out"))
     assert done.returncode == 2 and "a label map, not a scan" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def test_real_tumours_of_a_labelled_scan_stay_tumour_beside_the_synthetic_one(real_ct):
+    ct, liver = real_ct
+    labels = sitk.Cast(liver, sitk.sitkUInt8)
+    array = arr(labels)
+    z, y, x = np.argwhere(array > 0)[len(np.argwhere(array > 0)) // 2]
+    array[z - 1 : z + 2, y - 2 : y + 3, x - 2 : x + 3] = TUMOR  # a real lesion drawn by a radiologist
+    real = sitk.GetImageFromArray(array)
+    real.CopyInformation(labels)
+    done = insert({"nc": ct}, real == 1, "cyst", None, 15, seed=3, tumors=real == TUMOR)
+    out = arr(done.label)
+    assert (out[array == TUMOR] == TUMOR).all()
+    assert (out == TUMOR).sum() > (array == TUMOR).sum()  # and the synthetic cyst beside it
+    without = arr(insert({"nc": ct}, real == 1, "cyst", None, 15, seed=3).label)
+    assert (without[array == TUMOR] == 0).all()  # not liver either: outside the parenchyma mask

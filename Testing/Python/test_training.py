@@ -186,3 +186,16 @@ def test_the_malignancy_loss_skips_cases_whose_lesion_type_is_unknown():
     unknown = losses(out, label, torch.tensor([1.0, float("nan")]))
     benign = losses(out, label, torch.tensor([1.0, 0.0]))
     assert torch.isfinite(unknown) and torch.isclose(unknown, known) and benign > known
+
+
+def test_train_refuses_a_data_folder_without_cases_and_a_mix_of_the_wrong_length(small_ctmri, tmp_path, capsys):
+    """A folder of folders of cases holds no case at its top: its share of the mix would vanish without a word."""
+    nested = tmp_path / "phantoms"
+    (nested / "ctmri").mkdir(parents=True)
+    (nested / "ctmri" / "case").symlink_to(small_ctmri)
+    args = ["train", "--out", str(tmp_path / "model"), "--steps", "1", "--device", "cpu"]
+    assert main([*args, "--data", str(small_ctmri.parent), str(nested)]) == 2
+    assert f"error: {nested}: no case folders" in capsys.readouterr().err
+    assert main([*args, "--data", str(small_ctmri.parent), "--mix", "0.5", "0.5"]) == 2
+    assert "--mix: 2 shares for 1 --data folders" in capsys.readouterr().err
+    assert not (tmp_path / "model").exists()

@@ -1,24 +1,21 @@
 """report.html as a radiologist sees it: a two-phase phantom segmented, the page laid out and drawn by headless
-Chromium, and every figure checked where it lands on the screen."""
+Chromium, and every figure checked where it lands on the screen. The case is conftest's, shared with
+test_viewer.py."""
 
 from __future__ import annotations
 
 import html
 import json
 import re
-import shutil
-import subprocess
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from liverfusion.phantom import make_case
-from liverfusion.pipeline import segment
 from liverfusion.report import MAX_FIGURES
 from liverfusion.report_figures import LIVER_RGB, TUMOUR_RGB, Frame
 
-ROLES = ("arterial", "portal")
+ROLES = ("arterial", "portal")  # conftest's two_phase_result
 WIDTH = 1200  # a reading-room browser window
 # Appended to a copy of the page: the layout Chromium gave every tile, written where --dump-dom prints it.
 PROBE = """<script>
@@ -31,30 +28,19 @@ document.body.dataset.layout = JSON.stringify({tiles, height: document.documentE
 </script></body>"""
 
 
-def chromium(*args: str) -> subprocess.CompletedProcess:
-    exe = shutil.which("chromium")
-    assert exe, "headless Chromium is needed (Debian: apt-get install chromium; .ci/run installs it)"
-    common = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
-    return subprocess.run([exe, *common, *args], capture_output=True, text=True, timeout=120)
-
-
 @pytest.fixture(scope="module")
-def rendered(tmp_path_factory) -> dict:
-    """The two-phase case (seed 779: never used for training) segmented, the tiles' layout and a screenshot of the
-    whole page."""
-    work = tmp_path_factory.mktemp("report")
-    make_case(work / "case", 779, "multiphase", small=True, roles=ROLES)
-    out = work / "out"
-    segment({role: str(work / "case" / f"{role}.nii.gz") for role in ROLES}, out, "rigid", "cpu")
-    page = (out / "report.html").read_text()
-    probe = work / "probe.html"
+def rendered(two_phase_result, chromium, tmp_path_factory) -> dict:
+    """The two-phase case's report: the tiles' layout and a screenshot of the whole page."""
+    page = (two_phase_result / "report.html").read_text()
+    probe = tmp_path_factory.mktemp("report") / "probe.html"
     probe.write_text(page.replace("</body>", PROBE))
     dom = chromium("--window-size=1200,900", "--dump-dom", probe.as_uri()).stdout
     layout = json.loads(html.unescape(re.search(r'data-layout="([^"]*)"', dom).group(1)))
-    shot = work / "shot.png"
-    chromium(f"--window-size={WIDTH},{layout['height']}", f"--screenshot={shot}", (out / "report.html").as_uri())
+    shot = probe.parent / "shot.png"
+    page_uri = (two_phase_result / "report.html").as_uri()
+    chromium(f"--window-size={WIDTH},{layout['height']}", f"--screenshot={shot}", page_uri)
     pixels = sitk.GetArrayFromImage(sitk.ReadImage(str(shot)))[..., :3].astype(int)
-    result = json.loads((out / "result.json").read_text())
+    result = json.loads((two_phase_result / "result.json").read_text())
     return {"page": page, "tiles": layout["tiles"], "pixels": pixels, "result": result}
 
 

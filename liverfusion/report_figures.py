@@ -187,9 +187,10 @@ def annotate(tile: Image.Image, field: Field, spacing: tuple[float, ...], text: 
     draw = ImageDraw.Draw(tile)
     draw.rectangle(draw.textbbox((6, 4), text, font=FONT), fill=(0, 0, 0))
     draw.text((6, 4), text, fill=(255, 255, 255), font=FONT)
-    y = tile.height - 12
-    draw.line([(8, y), (8 + SCALE_BAR_MM * px_per_mm, y)], fill=(255, 255, 255), width=3)
-    draw.text((12 + SCALE_BAR_MM * px_per_mm, y - 9), f"{SCALE_BAR_MM:.0f} mm", fill=(255, 255, 255), font=FONT)
+    y, end = tile.height - 12, 8 + SCALE_BAR_MM * px_per_mm
+    draw.line([(8, y), (end, y)], fill=(255, 255, 255), width=3)
+    draw.rectangle(draw.textbbox((end + 4, y - 9), f"{SCALE_BAR_MM:.0f} mm", font=FONT), fill=(0, 0, 0))
+    draw.text((end + 4, y - 9), f"{SCALE_BAR_MM:.0f} mm", fill=(255, 255, 255), font=FONT)
     return tile
 
 

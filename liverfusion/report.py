@@ -27,7 +27,7 @@ MAX_FIGURES = 8  # lesion figures; the table lists every lesion
 
 @dataclass
 class Tile:
-    """One picture of the page, with the caption printed under it and the input it shows."""
+    """One picture of the page, with the label drawn on it and the input it shows."""
 
     image: Image.Image
     caption: str
@@ -36,6 +36,8 @@ class Tile:
 
 @dataclass
 class LesionFigure:
+    """A lesion's tiles: the first row shows what it looks like, the second what the network made of it."""
+
     spot: rf.Spot
     inputs: list[Tile]  # one per input, in its own window
     maps: list[Tile]  # the attention, then each input's fusion weight
@@ -52,8 +54,9 @@ class Views:
 
     def __init__(self, result):
         self.frame = rf.Frame.of(result.labels)
-        self.images = {role: self.frame.view(image) for role, image in on_grid(result).items()}
-        self.limits = {role: rf.window(image, role) for role, image in on_grid(result).items()}
+        images = on_grid(result)
+        self.images = {role: self.frame.view(image) for role, image in images.items()}
+        self.limits = {role: rf.window(image, role) for role, image in images.items()}
         self.labels = self.frame.view(result.labels)
         self.attention = self.frame.view(result.attention)
         self.fusion = {role: self.frame.view(result.fusion[role]) for role in self.images if role in result.fusion}
@@ -70,7 +73,8 @@ def lesion_figure(views: Views, spot: rf.Spot, reference: str) -> LesionFigure:
     field = rf.lesion_field(spot, views.frame, views.labels.shape)
     inputs = [views.tile(field, r, f"{r} {rf.window_name(r, views.limits[r])}") for r in views.images]
     maps = [views.tile(field, reference, "attention", views.attention)]
-    maps += [views.tile(field, r, f"fusion weight {r}", w, opaque=True) for r, w in views.fusion.items()]
+    if len(views.fusion) > 1:  # one input's weight is 1 everywhere: nothing to see
+        maps += [views.tile(field, r, f"fusion weight {r}", w, opaque=True) for r, w in views.fusion.items()]
     return LesionFigure(spot, inputs, maps)
 
 
@@ -133,7 +137,8 @@ def _legend(with_heat: bool) -> str:
     bar = f'heat 0<img class="bar" src="{_data_uri(rf.colour_bar())}" alt="heat colour bar">1 · ' if with_heat else ""
     return (
         f'<div class="muted">{bar}outlines: <span class="key" style="background:rgb{rf.LIVER_RGB}"></span>liver '
-        f'<span class="key" style="background:rgb{rf.TUMOUR_RGB}"></span>tumour · scale bar 10 mm</div>'
+        f'<span class="key" style="background:rgb{rf.TUMOUR_RGB}"></span>tumour · '
+        f"scale bar {rf.SCALE_BAR_MM:.0f} mm</div>"
     )
 
 
@@ -163,9 +168,9 @@ def _table(found: list[rf.Spot], shown_ids: set[int]) -> str:
         for s in found
     )
     return (
-        '<table id="table"><tr><th>lesion</th><th>volume (ml)</th><th>longest axial diameter (mm)</th>'
+        '<table id="table"><tr><th>lesion</th><th>volume (ml)</th><th>longest diameter (mm)</th>'
         "<th>p(malignant)</th><th>mean p(tumour)</th><th>centroid (LPS, mm)</th></tr>"
-        f'{rows or "<tr><td colspan=6>no lesion found</td></tr>"}</table>'
+        f'{rows or "<tr><td colspan=6 style=text-align:left>no lesion found</td></tr>"}</table>'
     )
 
 
@@ -189,6 +194,12 @@ def _warnings(result) -> str:
     return f'<div class="warn" id="warnings"><b>Check before reading</b><ul>{items}</ul></div>' if items else ""
 
 
+FIGURES_NOTE = f"""<p class="muted">Each lesion on its widest axial slice, {rf.FIELD_MM:.0f} mm field (wider for a
+lesion over {rf.FIELD_MM / rf.FIELD_PER_DIAMETER:.0f} mm). First row: every input on the reference grid, each in its
+own window. Second row: where the network looked for its malignancy call (attention, 1 at its maximum in the case)
+and, with several inputs, how much it weighed each there (fusion weights, summing to 1).</p>"""
+
+
 def page(result, over: list[Tile], figures: list[LesionFigure], found: list[rf.Spot]) -> str:
     """The self-contained HTML page (figures embedded as data URIs)."""
     e = html.escape
@@ -207,10 +218,7 @@ reference image {e(result.reference)}, device {e(result.device)}</div>
 circles: every lesion, projected onto the plane, numbered as in the table</figcaption>
 <div class="row">{"".join(_tile_html(t, t.caption, "overview") for t in over)}</div>{_legend(False)}</figure>
 <h2>Lesions</h2>{_table(found, {f.spot.lesion.id for f in figures})}{more}
-<p class="muted">Each lesion on its widest axial slice, 90 mm field (wider for a lesion over 60 mm). First row: every
-input on the reference grid, each in its own window. Second row: where the network looked for its malignancy call
-(attention, 1 at its maximum in the case) and how much it weighed each input there (fusion weights, summing to 1).</p>
-{"".join(_figure_html(f) for f in figures)}
+{FIGURES_NOTE if figures else ""}{"".join(_figure_html(f) for f in figures)}
 <h2>Run</h2><p class="muted">Timings: {timings}</p>
 </body></html>
 """

@@ -62,11 +62,7 @@ def prepare(result_dir: str | Path, folder: Path) -> dict:
     volumes["attention"] = to_bytes(frame.view(attention), (0.0, 1.0))
     for name, data in volumes.items():
         (folder / f"{name}.u8").write_bytes(data)
-    lesions = [
-        {"id": les["id"], "centre": [int(round(v)) for v in frame.point(les["centroid_lps_mm"])],
-         "text": f"lesion {les['id']}: {les['max_diameter_mm']:.0f} mm, {les['volume_ml']:.1f} ml"}
-        for les in sorted(summary["lesions"], key=lambda les: -les["volume_ml"])
-    ]
+    lesions = lesion_buttons(summary, frame)
     shape = list(frame.view(labels).shape)
     meta = {
         "shape": shape,
@@ -79,6 +75,15 @@ def prepare(result_dir: str | Path, folder: Path) -> dict:
     write_text(json.dumps(meta), folder / "meta.json")
     write_text(PAGE, folder / "index.html")
     return meta
+
+
+def lesion_buttons(summary: dict, frame: Frame) -> list[dict]:
+    """Each lesion, largest first, with where its button takes the cursor (its centroid, in view voxels)."""
+    return [
+        {"id": les["id"], "centre": [int(round(v)) for v in frame.point(les["centroid_lps_mm"])],
+         "text": f"lesion {les['id']}: {les['max_diameter_mm']:.0f} mm, {les['volume_ml']:.1f} ml"}
+        for les in sorted(summary["lesions"], key=lambda les: -les["volume_ml"])
+    ]
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):

@@ -363,6 +363,13 @@ def _add_dataset(sub) -> None:
     di.set_defaults(func=_dataset_import)
 
 
+def _view(args) -> int:
+    from .viewer import view
+
+    view(args.result, args.port, not args.no_browser)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="liverfusion", description="Multimodal liver tumour segmentation.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -521,6 +528,11 @@ def parser() -> argparse.ArgumentParser:
     iw.add_argument("--force", action="store_true", help="convert again even if the bundle's weights verify")
     iw.set_defaults(func=_import_weights)
     _add_dataset(sub)
+    v = sub.add_parser("view", help="a segment result in the browser: linked views, opening on the largest lesion")
+    v.add_argument("result", help="a `liverfusion segment` output folder")
+    v.add_argument("--port", type=int, default=0, help="local port (default: any free one)")
+    v.add_argument("--no-browser", action="store_true", help="print the address only (e.g. on a remote machine)")
+    v.set_defaults(func=_view)
     return p
 
 

@@ -417,7 +417,7 @@ OUTPUTS = (
     "transform_*.h5",
     "mri_from_*.nii.gz",
     "report.html",
-    "report_*.png",
+    "report_*.png",  # no longer written (the figures are in report.html): a rerun removes old ones
     "result.json",
 )
 

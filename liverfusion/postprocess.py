@@ -87,7 +87,7 @@ def find_lesions(labels: sitk.Image, malignancy_logits: sitk.Image | None) -> tu
     n = int(comp.max())
     rated = malignancy_logits is not None and n
     ids = np.arange(1, n + 1)
-    mean_logit = _lesion_means(sitk.GetArrayViewFromImage(malignancy_logits), comp, ids) if rated else []
+    mean_logit = lesion_means(sitk.GetArrayViewFromImage(malignancy_logits), comp, ids) if rated else []
     lesions = [
         Lesion(
             label,
@@ -101,7 +101,7 @@ def find_lesions(labels: sitk.Image, malignancy_logits: sitk.Image | None) -> tu
     return lesions, sitk.Cast(components, sitk.sitkUInt16)
 
 
-def _lesion_means(values: np.ndarray, lesion_map: np.ndarray, ids: Sequence[int]) -> np.ndarray:
+def lesion_means(values: np.ndarray, lesion_map: np.ndarray, ids: Sequence[int]) -> np.ndarray:
     """The mean of `values` over each lesion, read only at lesion voxels: SciPy over the whole map makes float64
     copies of both arrays, gigabytes on a whole-body CT."""
     inside = lesion_map > 0
@@ -146,7 +146,7 @@ def case_probability(
     if logits is None:
         return None
     if lesions:
-        sure = _lesion_means(tumor_prob, sitk.GetArrayViewFromImage(lesion_map), [les.id for les in lesions])
+        sure = lesion_means(tumor_prob, sitk.GetArrayViewFromImage(lesion_map), [les.id for les in lesions])
         return float(max(p * les.malignancy_probability for p, les in zip(sure, lesions)))
     return float((tumor_prob * sigmoid(logits)).max()) if tumor_prob.size else 0.0
 

@@ -1,9 +1,9 @@
-"""`report.html`: one self-contained page a radiologist reads instead of result.json, and its figures as PNGs.
+"""`report.html`: one self-contained page a radiologist reads instead of result.json.
 
-For each lesion (or, with none, the axial slice with the most liver) a row of images, one per input on the
-reference grid, with the tumour outlined and the attention heat map blended in, and a colour bar; then the
-probability with the model and its intended use, the lesion table and the timings. Pillow only: the figures are
-simple, and the page must open on a reading-room PC with nothing installed.
+From the top: what to check before reading (the run's warnings), the case probability with the lesion that drives
+it, the model and its intended use, a whole-liver overview (axial and coronal) with every lesion numbered, the
+lesion table (largest first, each row linking to its figure), then per lesion a figure at reading size (pictures
+in `report_figures`). Images are embedded as data URIs: the page opens offline, alone, on any PC.
 """
 
 from __future__ import annotations
@@ -11,167 +11,214 @@ from __future__ import annotations
 import base64
 import html
 import io
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-from PIL import Image, ImageDraw
-from scipy import ndimage
+from PIL import Image
 
-from .constants import LIVER, ROLE_TO_CHANNEL, TUMOR
+from . import report_figures as rf
+from .constants import ROLES
 from .postprocess import shown
 
-TILE = 256  # pixels per image tile
-SOFT_TISSUE_HU = (-160.0, 240.0)  # window 400, level 40
-HEAT_ALPHA = 0.45
-MAX_LESION_ROWS = 6
+MAX_FIGURES = 8  # lesion figures; the table lists every lesion
 
 
-def heat(t: np.ndarray) -> np.ndarray:
-    """The 'hot' colour map (black, red, yellow, white) for t in [0, 1], as uint8 RGB."""
-    t = np.clip(t, 0, 1)[..., None]
-    return (np.clip(np.concatenate([3 * t, 3 * t - 1, 3 * t - 2], -1), 0, 1) * 255).astype(np.uint8)
+@dataclass
+class Tile:
+    """One picture of the page, with the label drawn on it and the input it shows."""
+
+    image: Image.Image
+    caption: str
+    role: str
 
 
-def gray(slice_: np.ndarray, role: str) -> np.ndarray:
-    """CT in a soft-tissue window; MRI between its 1st and 99.5th percentiles."""
-    if ROLE_TO_CHANNEL[role] == "mri":
-        lo, hi = np.percentile(slice_, (1, 99.5))
-    else:
-        lo, hi = SOFT_TISSUE_HU
-    return (np.clip((slice_ - lo) / max(hi - lo, 1e-6), 0, 1) * 255).astype(np.uint8)
+@dataclass
+class LesionFigure:
+    """A lesion's tiles: the first row shows what it looks like, the second what the network made of it."""
+
+    spot: rf.Spot
+    inputs: list[Tile]  # one per input, in its own window
+    maps: list[Tile]  # the attention, then each input's fusion weight
 
 
-def tile(image: np.ndarray, role: str, labels: np.ndarray, attention: np.ndarray, spacing: tuple) -> Image.Image:
-    """One axial slice: the image, the heat map blended where it is high, liver (green) and tumour (red) outlines."""
-    rgb = np.repeat(gray(image, role)[..., None], 3, -1).astype(np.float32)
-    weight = HEAT_ALPHA * np.clip(attention, 0, 1)[..., None]
-    rgb = rgb * (1 - weight) + heat(attention).astype(np.float32) * weight
-    for value, colour in ((LIVER, (60, 220, 90)), (TUMOR, (255, 40, 40))):
-        mask = labels >= value if value == LIVER else labels == value
-        rgb[mask & ~ndimage.binary_erosion(mask)] = colour
-    out = Image.fromarray(rgb.astype(np.uint8))
-    aspect = (image.shape[0] * spacing[1]) / (image.shape[1] * spacing[0])
-    out = out.resize((TILE, max(1, int(round(TILE * aspect)))))
-    ImageDraw.Draw(out).text((6, 6), role, fill=(255, 255, 0))
-    return out
+def on_grid(result) -> dict[str, sitk.Image]:
+    """Every image the network read, on the reference grid, in the order a reader expects (phases in time)."""
+    images = {result.reference: result.inputs[result.reference], **result.aligned, **result.translated}
+    return {role: images[role] for role in sorted(images, key=ROLES.index)}
 
 
-def colour_bar(height: int) -> Image.Image:
-    """A vertical bar of the heat map from 0 (bottom) to 1 (top), labelled."""
-    ramp = np.linspace(1, 0, height)[:, None].repeat(16, 1)
-    bar = Image.new("RGB", (70, height), (255, 255, 255))
-    bar.paste(Image.fromarray(heat(ramp)), (4, 0))
-    draw = ImageDraw.Draw(bar)
-    draw.text((24, 2), "1 high", fill=(0, 0, 0))
-    draw.text((24, height - 14), "0 low", fill=(0, 0, 0))
-    return bar
+class Views:
+    """The case's volumes seen in patient axes (views, no copies), and each input's window."""
+
+    def __init__(self, result):
+        self.frame = rf.Frame.of(result.labels)
+        images = on_grid(result)
+        self.images = {role: self.frame.view(image) for role, image in images.items()}
+        self.limits = {role: rf.window(image, role) for role, image in images.items()}
+        self.labels = self.frame.view(result.labels)
+        self.attention = self.frame.view(result.attention)
+        self.fusion = {role: self.frame.view(result.fusion[role]) for role in self.images if role in result.fusion}
+
+    def tile(
+        self, field: rf.Field, role: str, caption: str, heat: np.ndarray | None = None, opaque: bool = False
+    ) -> Tile:
+        layers = rf.Layers(self.images[role], self.limits[role], self.labels, heat, opaque)
+        image = rf.annotate(rf.picture(field, layers), field, self.frame.spacing, caption)
+        return Tile(image, caption, role)
 
 
-def slices_to_show(result) -> list[tuple[str, int]]:
-    """(title, axial index) per lesion, largest first; or the slice with the most liver when there is none."""
-    labels = sitk.GetArrayFromImage(result.labels)
-    if not result.lesions:
-        return [("Liver (no lesion found)", int(np.argmax((labels >= LIVER).sum((1, 2)))))]
-    lesions = sorted(result.lesions, key=lambda les: -les.volume_ml)[:MAX_LESION_ROWS]
-    rows = []
-    for les in lesions:
-        k = result.labels.TransformPhysicalPointToIndex(les.centroid_lps_mm)[2]
-        title = (
-            f"Lesion {les.id}: {les.max_diameter_mm:.0f} mm, {les.volume_ml:.1f} ml, "
-            f"p(malignant) {shown(les.malignancy_probability)}"
-        )
-        rows.append((title, int(np.clip(k, 0, labels.shape[0] - 1))))
-    return rows
+def lesion_figure(views: Views, spot: rf.Spot, reference: str) -> LesionFigure:
+    field = rf.lesion_field(spot, views.frame, views.labels.shape)
+    inputs = [views.tile(field, r, f"{r} {rf.window_name(r, views.limits[r])}") for r in views.images]
+    maps = [views.tile(field, reference, "attention", views.attention)]
+    if len(views.fusion) > 1:  # one input's weight is 1 everywhere: nothing to see
+        maps += [views.tile(field, r, f"fusion weight {r}", w, opaque=True) for r, w in views.fusion.items()]
+    return LesionFigure(spot, inputs, maps)
 
 
-def figure(result, images: dict[str, sitk.Image], k: int) -> Image.Image:
-    """One row: every input on the reference grid at axial slice k, then the colour bar."""
-    labels = sitk.GetArrayViewFromImage(result.labels)[k]  # views: one slice each, not a copy of every volume
-    attention_volume = sitk.GetArrayViewFromImage(result.attention)
-    attention = attention_volume[k].astype(np.float32) / max(float(attention_volume.max()), 1e-6)
-    on_grid = {result.reference: images[result.reference], **result.aligned}
-    spacing = result.labels.GetSpacing()
-    tiles = [
-        tile(sitk.GetArrayViewFromImage(img)[k].astype(np.float32), role, labels, attention, spacing)
-        for role, img in on_grid.items()
-    ]
-    height = max(t.height for t in tiles)
-    row = Image.new("RGB", (sum(t.width for t in tiles) + 80, height), (255, 255, 255))
-    x = 0
-    for t in tiles:
-        row.paste(t, (x, 0))
-        x += t.width
-    row.paste(colour_bar(height), (x + 6, 0))
-    return row
+def overview(views: Views, found: list[rf.Spot], reference: str) -> list[Tile]:
+    """The reference image through the liver, axial and coronal, every lesion numbered."""
+    tiles = []
+    for field, name in zip(rf.liver_fields(views.labels, views.frame), ("axial", "coronal")):
+        tile = views.tile(field, reference, f"{reference} {name}")
+        rf.numbered(tile.image, field, found, views.frame, views.labels.shape[0])
+        tiles.append(tile)
+    return tiles
 
 
 def _png(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
-    image.save(buffer, "PNG")
+    image.save(buffer, "PNG", compress_level=1)  # the default 6 took 3 times as long for a sixth less
     return buffer.getvalue()
 
 
-def write_report(result, out: Path) -> list[Path]:
-    """`report.html` and its figures `report_<n>.png` in `out` (a staging folder), showing the inputs as the
-    network read them; returns the PNG paths."""
-    rows = [(title, _png(figure(result, result.inputs, k))) for title, k in slices_to_show(result)]
-    pngs = []
-    for n, (_, data) in enumerate(rows, 1):
-        pngs.append(out / f"report_{n}.png")
-        pngs[-1].write_bytes(data)
-    (out / "report.html").write_text(page(result, rows), encoding="utf-8")
-    return pngs
+def write_report(result, out: Path) -> Path:
+    """`report.html` in `out` (a staging folder), showing the inputs as the network read them. Its pictures live in
+    the page only: saving each figure as a PNG too doubled the report's time, most of it PNG encoding."""
+    views = Views(result)
+    found = rf.spots(result, views.frame)
+    over = overview(views, found, result.reference)
+    figures = [lesion_figure(views, spot, result.reference) for spot in found[:MAX_FIGURES]]
+    path = out / "report.html"
+    path.write_text(page(result, over, figures, found), encoding="utf-8")
+    return path
 
 
-STYLE = """body{font-family:sans-serif;margin:24px;max-width:1400px}h1{margin-bottom:0}
-.p{font-size:32px;font-weight:bold;margin:12px 0}.warn{background:#fff3cd;border:1px solid #e0b000;padding:8px}
+STYLE = """body{font-family:sans-serif;margin:16px;max-width:1500px}h1{margin:0 0 8px}
+.p{font-size:30px;font-weight:bold;margin:12px 0 2px}.why{font-size:17px;margin-bottom:8px}
+.warn{background:#fff3cd;border:2px solid #e0b000;padding:6px 12px;font-size:17px}.warn ul{margin:4px 0}
+.use{background:#eee;padding:6px 12px}
 table{border-collapse:collapse}td,th{border:1px solid #bbb;padding:4px 8px;text-align:right}
-figure{margin:16px 0}figcaption{font-weight:bold;margin-bottom:4px}.muted{color:#555}"""
+figure{margin:18px 0}figcaption{font-weight:bold;font-size:17px;margin-bottom:6px}.muted{color:#555}
+.row{display:flex;flex-wrap:wrap;gap:6px;margin-bottom:6px}.tile img{display:block}
+.key{display:inline-block;width:22px;height:4px;vertical-align:middle;margin:0 4px}
+.bar{vertical-align:middle;margin:0 4px}"""
 
 
 def _point(p) -> str:
     return ", ".join(f"{v:.1f}" for v in p)
 
 
-MEANING = """<div class="muted">That the liver holds a malignant lesion: the highest, over lesions, of p(malignant)
-times the network's mean tumour probability in the lesion, so a speck it hesitated over counts less.</div>"""
+def _data_uri(image: Image.Image) -> str:
+    return f"data:image/png;base64,{base64.b64encode(_png(image)).decode()}"
 
 
-def page(result, rows: list[tuple[str, bytes]]) -> str:
+def _tile_html(tile: Tile, alt: str, kind: str) -> str:
+    e = html.escape
+    return (
+        f'<div class="tile {kind}" data-role="{e(tile.role)}"><img src="{_data_uri(tile.image)}" '
+        f'width="{tile.image.width}" height="{tile.image.height}" alt="{e(alt)}"></div>'
+    )
+
+
+def _legend(with_heat: bool) -> str:
+    bar = f'heat 0<img class="bar" src="{_data_uri(rf.colour_bar())}" alt="heat colour bar">1 · ' if with_heat else ""
+    return (
+        f'<div class="muted">{bar}outlines: <span class="key" style="background:rgb{rf.LIVER_RGB}"></span>liver '
+        f'<span class="key" style="background:rgb{rf.TUMOUR_RGB}"></span>tumour · '
+        f"scale bar {rf.SCALE_BAR_MM:.0f} mm</div>"
+    )
+
+
+def _figure_html(fig: LesionFigure) -> str:
+    les = fig.spot.lesion
+    title = (f"Lesion {les.id}: {les.max_diameter_mm:.0f} mm, {les.volume_ml:.1f} ml, "
+             f"p(malignant) {shown(les.malignancy_probability)}")
+    inputs = "".join(_tile_html(t, f"lesion {les.id}, {t.caption}", "input") for t in fig.inputs)
+    maps = "".join(_tile_html(t, f"lesion {les.id}, {t.caption}", "map") for t in fig.maps)
+    return (
+        f'<figure class="lesion" id="lesion-{les.id}"><figcaption>{html.escape(title)} '
+        f'<a href="#table">table</a></figcaption><div class="row">{inputs}</div>'
+        f'<div class="row">{maps}</div>{_legend(True)}</figure>'
+    )
+
+
+def _link(lesion_id: int, shown_ids: set[int]) -> str:
+    return f'<a href="#lesion-{lesion_id}">{lesion_id}</a>' if lesion_id in shown_ids else str(lesion_id)
+
+
+def _table(found: list[rf.Spot], shown_ids: set[int]) -> str:
+    rows = "".join(
+        f"<tr><td>{_link(s.lesion.id, shown_ids)}</td><td>{s.lesion.volume_ml:.2f}</td>"
+        f"<td>{s.lesion.max_diameter_mm:.1f}</td>"
+        f"<td>{shown(s.lesion.malignancy_probability)}</td><td>{s.certainty:.2f}</td>"
+        f"<td>{_point(s.lesion.centroid_lps_mm)}</td></tr>"
+        for s in found
+    )
+    return (
+        '<table id="table"><tr><th>lesion</th><th>volume (ml)</th><th>longest diameter (mm)</th>'
+        "<th>p(malignant)</th><th>mean p(tumour)</th><th>centroid (LPS, mm)</th></tr>"
+        f'{rows or "<tr><td colspan=6 style=text-align:left>no lesion found</td></tr>"}</table>'
+    )
+
+
+def why(result, found: list[rf.Spot]) -> str:
+    """One line under the case probability: what it is, and which lesion drives it."""
+    if result.probability is None:
+        return ""
+    if not found:
+        return ("That the liver holds a malignant lesion. No lesion was found: it is the highest, voxel by voxel, "
+                "of tumour probability times malignancy, low wherever the network called no tumour.")
+    top = max(found, key=lambda s: s.lesion.malignancy_probability * s.certainty)
+    return (
+        f'That the liver holds a malignant lesion, driven by <a href="#lesion-{top.lesion.id}">lesion '
+        f"{top.lesion.id}</a>: its p(malignant) {top.lesion.malignancy_probability:.2f} times "
+        f"{top.certainty:.2f}, how sure the network is that it is tumour at all."
+    )
+
+
+def _warnings(result) -> str:
+    items = "".join(f"<li>{html.escape(w[:1].upper() + w[1:].rstrip('.'))}.</li>" for w in result.warnings)
+    return f'<div class="warn" id="warnings"><b>Check before reading</b><ul>{items}</ul></div>' if items else ""
+
+
+FIGURES_NOTE = f"""<p class="muted">Each lesion on its widest axial slice, {rf.FIELD_MM:.0f} mm field (wider for a
+lesion over {rf.FIELD_MM / rf.FIELD_PER_DIAMETER:.0f} mm). First row: every input on the reference grid, each in its
+own window. Second row: where the network looked for its malignancy call (attention, 1 at its maximum in the case)
+and, with several inputs, how much it weighed each there (fusion weights, summing to 1).</p>"""
+
+
+def page(result, over: list[Tile], figures: list[LesionFigure], found: list[rf.Spot]) -> str:
     """The self-contained HTML page (figures embedded as data URIs)."""
     e = html.escape
     meta = result.model.metadata
-    lesion_rows = (
-        "".join(
-            f"<tr><td>{les.id}</td><td>{les.volume_ml:.2f}</td><td>{les.max_diameter_mm:.1f}</td>"
-            f"<td>{shown(les.malignancy_probability)}</td><td>{_point(les.centroid_lps_mm)}</td></tr>"
-            for les in result.lesions
-        )
-        or '<tr><td colspan="5">no lesion found</td></tr>'
-    )
-    figures = "".join(
-        f'<figure><figcaption>{e(title)}</figcaption><img alt="{e(title)}" '
-        f'src="data:image/png;base64,{base64.b64encode(data).decode()}"></figure>'
-        for title, data in rows
-    )
+    more = (f"<p class='muted'>Figures of the {MAX_FIGURES} largest of {len(found)} lesions.</p>"
+            if len(found) > MAX_FIGURES else "")
     timings = ", ".join(f"{e(k)} {v:.1f} s" for k, v in result.timings.items())
-    warnings = "".join(f"<li>{e(w)}</li>" for w in result.warnings)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>LiverFusion report</title><style>{STYLE}</style></head><body>
-<h1>LiverFusion report</h1>
-<div class="p">Malignancy probability {shown(result.probability)}</div>
-{'' if result.probability is None else MEANING}
+<h1>LiverFusion report</h1>{_warnings(result)}
+<div class="p">Malignancy probability {shown(result.probability)}</div><div class="why">{why(result, found)}</div>
 <div class="muted">Model {e(meta["name"])} {e(meta["version"])}, liver volume {result.liver_volume_ml:.0f} ml,
 reference image {e(result.reference)}, device {e(result.device)}</div>
-<p class="warn">{e(meta.get("intended_use", ""))}</p>
-<h2>Lesions</h2>
-<table><tr><th>id</th><th>volume (ml)</th><th>longest axial diameter (mm)</th><th>p(malignant)</th>
-<th>centroid (LPS, mm)</th></tr>{lesion_rows}</table>
-<h2>Images</h2>
-<p class="muted">Each input on the reference grid. Outlines: liver green, tumour red. Heat map: where the network
-looked for its malignancy call (attention, scaled to its maximum; colour bar at the right).</p>
-{figures}
-<h2>Run</h2><p class="muted">Timings: {timings}</p>{f"<ul>{warnings}</ul>" if warnings else ""}
+<p class="use">{e(meta.get("intended_use", ""))}</p>
+<h2>Overview</h2><figure id="overview"><figcaption>The liver through its largest axial slice and coronal section;
+circles: every lesion, projected onto the plane, numbered as in the table</figcaption>
+<div class="row">{"".join(_tile_html(t, t.caption, "overview") for t in over)}</div>{_legend(False)}</figure>
+<h2>Lesions</h2>{_table(found, {f.spot.lesion.id for f in figures})}{more}
+{FIGURES_NOTE if figures else ""}{"".join(_figure_html(f) for f in figures)}
+<h2>Run</h2><p class="muted">Timings: {timings}</p>
 </body></html>
 """

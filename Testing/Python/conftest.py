@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,6 +29,33 @@ def small_multiphase(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("multiphase") / "case"
     make_case(out, 778, "multiphase", small=True)
     return out
+
+
+TWO_PHASES = ("arterial", "portal")
+
+
+@pytest.fixture(scope="session")
+def two_phase_result(tmp_path_factory) -> Path:
+    """A small arterial + portal phantom (seed 779: never used for training) through `segment`: its output folder."""
+    from liverfusion.pipeline import segment
+
+    work = tmp_path_factory.mktemp("twophase")
+    make_case(work / "case", 779, "multiphase", small=True, roles=TWO_PHASES)
+    segment({role: str(work / "case" / f"{role}.nii.gz") for role in TWO_PHASES}, work / "out", "rigid", "cpu")
+    return work / "out"
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Callable[..., subprocess.CompletedProcess]:
+    """Debian's headless Chromium, run with the given arguments."""
+    exe = shutil.which("chromium")
+    assert exe, "headless Chromium is needed (Debian: apt-get install chromium; .ci/run installs it)"
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        common = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
+        return subprocess.run([exe, *common, *args], capture_output=True, text=True, timeout=120)
+
+    return run
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ from . import ct2mri, intensity_checks, kuleuven_predict, model_store, postproce
 from .constants import CHANNELS, ROLE_TO_CHANNEL, TUMOR
 from .dicomseg import write_dicom_seg
 from .errors import InputError, LiverFusionError, OverlapError
-from .imageio import dicom_source, read_image, staged_output, write_image, write_text
+from .imageio import dicom_source, read_image, require_writable, staged_output, write_image, write_text, write_transform
 from .inference import Prediction, pick_device, predict
 from .preprocessing import air_mask, bounding_box, canonical_grid, stack_channels, to_grid
 from .progress import Reporter, silent
@@ -436,7 +436,7 @@ def write_outputs(result: CaseResult, out: Path, inputs: dict[str, str] | None =
         write_image(image, out / f"attention_{role}.nii.gz")
     for role, image in result.aligned.items():
         write_image(image, out / f"aligned_{role}.nii.gz")
-        sitk.WriteTransform(result.registrations[role].transform, str(out / f"transform_{role}.h5"))
+        write_transform(result.registrations[role].transform, out / f"transform_{role}.h5")
     for role, image in result.translated.items():
         write_image(image, out / f"{role}_from_{result.reference}.nii.gz")
 
@@ -458,6 +458,7 @@ def segment(
     fill_mri: bool = False,
 ) -> dict:
     """Read, segment and write one case; on any error nothing is left in `out_dir`."""
+    require_writable(out_dir)  # before minutes of work
     t = time.perf_counter()
     images = read_inputs(inputs)
     load_s = time.perf_counter() - t

@@ -275,9 +275,9 @@ def _ct2mri(args) -> int:
     from .intensity_checks import checked_image
     from .progress import terminal_bar
 
+    require_writable(args.out, folder=False)
     if not args.out.endswith(IMAGE_SUFFIXES):
         raise LiverFusionError(f"{args.out}: output must end with one of {', '.join(IMAGE_SUFFIXES)}")
-    require_writable(args.out, folder=False)
     ct, warnings = checked_image(read_image(args.input), "ct", args.input)
     device = pick_device(args.device)
     bundle = load_translator(args.model, device)

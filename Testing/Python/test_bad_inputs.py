@@ -269,6 +269,8 @@ CASES: list[Case] = [
     ("synth_out_empty", lambda d: ["synth-tumor", "--input", f"ct={d['ct']}", "--out", ""],
      lambda d: "--out '': an empty path"),
     # ct2mri
+    ("ct2mri_out_empty", lambda d: ["ct2mri", "--input", str(d["ct"]), "--out", ""],
+     lambda d: "--out '': an empty path"),
     ("ct2mri_suffix", lambda d: ["ct2mri", "--input", str(d["ct"]), "--out", OUT], lambda d: "out: output must end"),
     ("ct2mri_out_dir", lambda d: ["ct2mri", "--input", str(d["ct"]), "--out", str(d["image_dir"])],
      lambda d: "folder.nii.gz: is a folder; name an image file"),

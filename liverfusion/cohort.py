@@ -40,7 +40,7 @@ def read_cases(path: str | Path) -> dict[str, dict[str, str]]:
     Relative paths are relative to the CSV."""
     path = Path(path)
     try:
-        with open(path, newline="") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: the byte-order mark Excel writes
             rows = list(csv.DictReader(f))
     except OSError as exc:
         raise LiverFusionError(f"{path}: {exc.strerror}") from None

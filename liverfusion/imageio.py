@@ -14,6 +14,7 @@ import re
 import shutil
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -325,19 +326,24 @@ def write_transform(transform: sitk.Transform, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
+_STDERR_LOCK = threading.Lock()  # taken while file descriptor 2 points nowhere
+
+
 @contextlib.contextmanager
 def _c_stderr_hidden() -> Iterator[None]:
     """What ITK's C libraries print on a failed write (niftilib's "** ERROR: NWAD", HDF5's many-line diagnostics)
-    goes nowhere: the writers' callers report the failure in one line."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+    goes nowhere: the writers' callers report the failure in one line. File descriptor 2 is the process's, so
+    threads take turns (two at once could leave it pointing nowhere)."""
+    with _STDERR_LOCK:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            with open(os.devnull, "w") as null:
+                os.dup2(null.fileno(), 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 @contextlib.contextmanager

@@ -9,7 +9,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from .constants import ROLES
 from .errors import LiverFusionError, OverlapError
@@ -189,7 +189,7 @@ def _synth_tumor(args) -> int:
     return 0
 
 
-def _print_warnings(warnings: list[str], stream=None) -> None:
+def _print_warnings(warnings: list[str], stream: TextIO | None = None) -> None:
     for warning in warnings:
         print(f"warning: {warning}", file=stream)
 

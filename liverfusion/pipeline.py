@@ -425,7 +425,7 @@ def write_outputs(result: CaseResult, out: Path, inputs: dict[str, str] | None =
     if reference_path is not None and dicom_source(reference_path) is not None:
         model_info = {"name": result.model.name, "version": result.model.version}
         try:
-            write_dicom_seg(result.labels, reference_path, out / "segmentation.dcm", model_info)
+            result.warnings += write_dicom_seg(result.labels, reference_path, out / "segmentation.dcm", model_info)
         except InputError as exc:  # the other outputs stand without it
             result.warnings.append(f"segmentation.dcm not written: {exc}")
     write_image(result.labels, out / "segmentation.nii.gz")

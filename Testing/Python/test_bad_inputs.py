@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import resource
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -351,6 +352,10 @@ def test_a_killed_runs_staging_folder_is_removed_by_the_next_run_and_a_users_fol
     assert {p.name for p in out.iterdir()} == {"aligned.nii.gz", "transform.h5", "result.json"}
 
 
+def _quick_segment(series: Path, out: Path) -> list[str]:
+    return ["segment", "--input", f"ct={series}", "--align", "none", "--device", "cpu", "--out", str(out)]
+
+
 @pytest.mark.parametrize("tags, problem", [
     ({}, "no FrameOfReferenceUID (anonymised?), which a SEG must reference"),
     ({"FrameOfReferenceUID": "1.2.3.9"},
@@ -365,12 +370,29 @@ def test_a_series_that_a_seg_cannot_reference_gets_the_other_outputs_and_a_warni
             setattr(ds, key, value)
         ds.save_as(path)
     out = tmp_path / "out"
-    assert main(["segment", "--input", f"ct={series}", "--align", "none", "--device", "cpu", "--out", str(out)]) == 0
+    assert main(_quick_segment(series, out)) == 0
     captured = capfd.readouterr()
     warning = f"segmentation.dcm not written: {series}: {problem}"
     assert warning in json.loads((out / "result.json").read_text())["warnings"]
     assert f"warning: {warning}" in captured.out and captured.err == ""
     assert (out / "segmentation.nii.gz").is_file() and not (out / "segmentation.dcm").exists()
+
+
+def test_highdicom_warnings_are_one_line_in_the_results_not_on_the_terminal(tmp_path, capfd):
+    series = tmp_path / "series"
+    for path in _dicom_series(series, _ct_array(9), generate_uid(), "6"):
+        ds = pydicom.dcmread(path)
+        ds.FrameOfReferenceUID, ds.SliceThickness, ds.PatientName = "1.2.3.9", "3", "JANCT000"
+        ds.save_as(path)
+    out = tmp_path / "out"
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        assert main(_quick_segment(series, out)) == 0
+    assert not [w for w in shown if "highdicom" in w.filename], [str(w.message) for w in shown]
+    note = ('segmentation.dcm: highdicom: The string "JANCT000" is unlikely to represent the intended person name '
+            "since it contains only a single component")
+    assert note in json.loads((out / "result.json").read_text())["warnings"]
+    assert f"warning: {note}" in capfd.readouterr().out and (out / "segmentation.dcm").is_file()
 
 
 @pytest.fixture

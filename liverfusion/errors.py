@@ -39,9 +39,10 @@ class Cancelled(LiverFusionError):
 SHORT = 160  # characters of a third-party message kept in ours
 
 
-def one_line(exc: Exception) -> str:
-    """What a third-party exception says, in a few words for one of our lines: an OSError's reason, or the last
-    line of ITK's multi-line text without its "ITK ERROR: Class(0x55d...):" prefix, cut at a word."""
+def one_line(exc: Exception | str) -> str:
+    """What a third-party exception (or ITK warning) says, in a few words for one of our lines: an OSError's
+    reason, or the last line of ITK's multi-line text without its "ITK ERROR: Class(0x55d...):" prefix, cut at a
+    word."""
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]

@@ -49,7 +49,7 @@ def read_image(path: str | os.PathLike, label: bool = False) -> sitk.Image:
     path = Path(path)
     if source is None and not path.exists():
         raise InputError(f"{path}: no such file or folder")
-    image, note = _read_dicom(path) if source else (_read_file(path), None)
+    image, note = _read_dicom(path) if source else _read_file(path)
     if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
         raise InputError(
             f"{path}: expected a 3-D scalar image, got {image.GetDimension()}-D with "
@@ -64,16 +64,18 @@ def read_image(path: str | os.PathLike, label: bool = False) -> sitk.Image:
     return image
 
 
-def _read_file(path: Path) -> sitk.Image:
+def _read_file(path: Path) -> tuple[sitk.Image, str | None]:
+    """The image, and what ITK warned of while reading it (a NIfTI's sform it did not use, say), in one line."""
     if path.name.endswith((".nii", ".nii.gz")):
         _check_nifti(path)
-    try:
-        image = sitk.ReadImage(str(path))
-    except RuntimeError as exc:
-        raise InputError(f"{path}: not a readable image ({one_line(exc)})") from None
+    with _itk_warnings() as said:
+        try:
+            image = sitk.ReadImage(str(path))
+        except RuntimeError as exc:
+            raise InputError(f"{path}: not a readable image ({one_line(exc)})") from None
     if image.GetDimension() == 4 and image.GetSize()[3] == 1:
         image = image[:, :, :, 0]
-    return image
+    return image, "; ".join(f"{path}: ITK: {text}" for text in dict.fromkeys(said)) or None
 
 
 def _check_nifti(path: Path) -> None:
@@ -135,7 +137,7 @@ def _read_dicom(path: Path) -> tuple[sitk.Image, str | None]:
     reader.SetFileNames(dicom_series_files(path))
     reader.MetaDataDictionaryArrayUpdateOn()  # every slice's position, without reading the files again
     try:
-        with _itk_warnings_hidden():  # ITK's multi-line warning on uneven slices: handled here
+        with _itk_warnings():  # not shown: ITK's warning on uneven slices, handled below
             image = reader.Execute()
     except RuntimeError as exc:
         raise InputError(f"{path}: DICOM series could not be read ({one_line(exc)})") from None
@@ -179,15 +181,31 @@ def _even_slices(image: sitk.Image, positions: np.ndarray, step: float) -> sitk.
     return even
 
 
+class _WarningsKept(sitk.LoggerBase):
+    """ITK's warnings as one-line texts, not printed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.texts: list[str] = []
+
+    def DisplayWarningText(self, text: str) -> None:  # noqa: N802 (ITK's name)
+        self.texts.append(one_line(text))
+
+
+_ITK_LOGGER_LOCK = threading.Lock()  # taken while the process's ITK logger is ours
+
+
 @contextlib.contextmanager
-def _itk_warnings_hidden() -> Iterator[None]:
-    """ITK's multi-line warnings off where this module reports the problem itself, in one line."""
-    shown = sitk.ProcessObject.GetGlobalWarningDisplay()
-    sitk.ProcessObject.SetGlobalWarningDisplay(False)
-    try:
-        yield
-    finally:
-        sitk.ProcessObject.SetGlobalWarningDisplay(shown)
+def _itk_warnings() -> Iterator[list[str]]:
+    """The texts of ITK's warnings during the block, kept for a read note or dropped where this module reports
+    the problem itself: ITK prints them on several lines."""
+    with _ITK_LOGGER_LOCK:
+        logger = _WarningsKept()
+        previous = logger.SetAsGlobalITKLogger()
+        try:
+            yield logger.texts
+        finally:
+            previous.SetAsGlobalITKLogger()
 
 
 def dicom_source(path: str | os.PathLike) -> tuple[Path, str | None] | None:
@@ -218,7 +236,7 @@ class Series:
 
 def dicom_series(folder: Path) -> list[Series]:
     """Every series in a folder, with what its first file says about it, in the order of their numbers."""
-    with _itk_warnings_hidden():  # GDCM's "No Series were found", said below in one line
+    with _itk_warnings():  # not shown: GDCM's "No Series were found", said below in one line
         ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
     if not ids:
         raise InputError(f"{folder}: folder holds no DICOM series")

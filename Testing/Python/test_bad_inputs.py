@@ -352,6 +352,22 @@ def test_a_killed_runs_staging_folder_is_removed_by_the_next_run_and_a_users_fol
     assert {p.name for p in out.iterdir()} == {"aligned.nii.gz", "transform.h5", "result.json"}
 
 
+def test_an_itk_warning_on_reading_is_one_line_in_the_results_not_on_the_terminal(d, tmp_path, capfd):
+    """A sform whose scales disagree with the voxel size: ITK uses the qform and says so on four lines."""
+    scaled = bytearray((d["root"] / "plain.nii").read_bytes())
+    raw = np.frombuffer(bytes(scaled[280:328]), "<f4").reshape(3, 4).copy()
+    raw[0, 0] *= 2
+    scaled[280:328] = raw.astype("<f4").tobytes()
+    scaled[254:256] = np.int16(1).tobytes()
+    (tmp_path / "scaled.nii").write_bytes(scaled)
+    out = tmp_path / "out"
+    args = ["register", "--fixed", str(tmp_path / "scaled.nii"), "--moving", str(d["mri"]), "--mode", "none"]
+    assert main([*args, "--out", str(out)]) == 0
+    assert capfd.readouterr().err == ""
+    note = f"{tmp_path / 'scaled.nii'}: ITK: {tmp_path / 'scaled.nii'} has unexpected scales in sform"
+    assert note in json.loads((out / "result.json").read_text())["warnings"]
+
+
 def _quick_segment(series: Path, out: Path) -> list[str]:
     return ["segment", "--input", f"ct={series}", "--align", "none", "--device", "cpu", "--out", str(out)]
 

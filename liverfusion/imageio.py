@@ -68,11 +68,11 @@ def _read_file(path: Path) -> tuple[sitk.Image, str | None]:
     """The image, and what ITK warned of while reading it (a NIfTI's sform it did not use, say), in one line."""
     if path.name.endswith((".nii", ".nii.gz")):
         _check_nifti(path)
-    with _itk_warnings() as said:
-        try:
+    try:
+        with _itk_warnings() as said, _c_stderr() as printed:
             image = sitk.ReadImage(str(path))
-        except RuntimeError as exc:
-            raise InputError(f"{path}: not a readable image ({one_line(exc)})") from None
+    except RuntimeError as exc:  # MetaImage's reason is what it printed; its exception's errno is stale
+        raise InputError(f"{path}: not a readable image ({one_line(' '.join(printed) or exc)})") from None
     if image.GetDimension() == 4 and image.GetSize()[3] == 1:
         image = image[:, :, :, 0]
     return image, "; ".join(f"{path}: ITK: {text}" for text in dict.fromkeys(said)) or None
@@ -313,7 +313,7 @@ def _write_image(image: sitk.Image, path: Path, compress: bool) -> Path:
     gzipped = compress and path.name.endswith(".nii.gz")
     suffix = ".nii" if gzipped else path.suffix
     with _temporary(path, suffix) as tmp:
-        with _c_stderr_hidden():
+        with _c_stderr():
             sitk.WriteImage(image, str(tmp), compress and not gzipped, FAST_COMPRESSION if compress else -1)
         if tmp.suffix == ".nii":
             _require_whole(tmp, image)
@@ -339,29 +339,31 @@ def _require_whole(nii: Path, image: sitk.Image) -> None:
 
 def write_transform(transform: sitk.Transform, path: str | os.PathLike) -> Path:
     """Write a transform (into a staging folder: not atomic itself)."""
-    with _writing(Path(path)), _c_stderr_hidden():
+    with _writing(Path(path)), _c_stderr():
         sitk.WriteTransform(transform, str(path))
     return Path(path)
 
 
-_STDERR_LOCK = threading.Lock()  # taken while file descriptor 2 points nowhere
+_STDERR_LOCK = threading.Lock()  # taken while file descriptor 2 points elsewhere
 
 
 @contextlib.contextmanager
-def _c_stderr_hidden() -> Iterator[None]:
-    """What ITK's C libraries print on a failed write (niftilib's "** ERROR: NWAD", HDF5's many-line diagnostics)
-    goes nowhere: the writers' callers report the failure in one line. File descriptor 2 is the process's, so
-    threads take turns (two at once could leave it pointing nowhere)."""
-    with _STDERR_LOCK:
+def _c_stderr() -> Iterator[list[str]]:
+    """The lines ITK's C libraries print straight to file descriptor 2 during the block (niftilib's "** ERROR:
+    NWAD", HDF5's many-line diagnostics, MetaImage's reasons), kept instead of shown: callers report a failure in
+    one line. The descriptor is the process's, so threads take turns (two at once could leave it elsewhere)."""
+    printed: list[str] = []
+    with _STDERR_LOCK, tempfile.TemporaryFile() as kept:
         sys.stderr.flush()
         saved = os.dup(2)
+        os.dup2(kept.fileno(), 2)
         try:
-            with open(os.devnull, "w") as null:
-                os.dup2(null.fileno(), 2)
-            yield
+            yield printed
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+            kept.seek(0)
+            printed += [line.strip() for line in kept.read().decode(errors="replace").splitlines() if line.strip()]
 
 
 @contextlib.contextmanager

@@ -108,6 +108,9 @@ def d(tmp_path_factory) -> dict[str, Path]:
     (root / "cut.nii").write_bytes(plain.read_bytes()[: plain.stat().st_size // 2])
     f["cut_nii"] = root / "cut.nii"
     f["sheared"] = _sheared_nifti(plain, root / "sheared.nii")
+    mha = _write(_ct_array(), root / "cut.mha")
+    mha.write_bytes(mha.read_bytes()[: mha.stat().st_size // 2])
+    f["cut_mha"] = mha
     sheared = sitk.ReadImage(str(f["ct"]))
     sheared.SetDirection((1, 0.3, 0, 0, 1, 0, 0, 0, 1))
     sitk.WriteImage(sheared, str(root / "sheared.nrrd"))
@@ -176,6 +179,8 @@ CASES: list[Case] = [
      lambda d: "cut.nii.gz: truncated or damaged gzip stream"),
     ("truncated_nii", lambda d: ["segment", "--input", f"ct={d['cut_nii']}"],
      lambda d: "cut.nii: truncated: 2224 of the 4448 bytes its header announces"),
+    ("truncated_mha", lambda d: ["segment", "--input", f"ct={d['cut_mha']}"],
+     lambda d: "cut.mha: not a readable image (MetaImage: M_ReadElementsData: data not read completely"),
     ("sheared_sform", lambda d: ["segment", "--input", f"ct={d['sheared']}"],
      lambda d: "sheared.nii: sheared voxel grid (axes 17.2 degrees from perpendicular)"),
     ("sheared_nrrd", lambda d: ["segment", "--input", f"ct={d['sheared_nrrd']}"],

@@ -201,7 +201,7 @@ CASES: list[Case] = [
     ("truncated_dicom", lambda d: ["segment", "--input", f"ct={d['cut_dicom']}"],
      lambda d: f"{d['cut_slice']}: DICOM file that cannot be read (truncated or damaged)"),
     ("no_model", lambda d: ["segment", "--input", f"ct={d['ct']}", "--model", str(d["root"] / "nomodel")],
-     lambda d: "nomodel"),
+     lambda d: "nomodel: no such model"),
     # segment: outputs
     ("out_empty", lambda d: ["segment", "--input", f"ct={d['ct']}", "--out", ""], lambda d: "--out '': an empty path"),
     ("out_is_file", lambda d: ["segment", "--input", f"ct={d['ct']}", "--out", str(d["existing_file"])],

@@ -9,10 +9,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
 from .constants import ROLES
-from .errors import LiverFusionError
+from .errors import LiverFusionError, OverlapError
 from .postprocess import shown
+
+if TYPE_CHECKING:  # for annotations; each command imports what it uses
+    import SimpleITK as sitk
 
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
 
@@ -55,20 +59,22 @@ def format_summary(summary: dict, out: str | Path) -> str:
 def _register(args) -> int:
     import time
 
-    import SimpleITK as sitk
-
-    from .imageio import read_image, staged_output, write_image, write_text
+    from .imageio import read_image, require_writable, staged_output, write_image, write_text, write_transform
     from .intensity_checks import checked_image
     from .registration import register, resample_to
 
+    require_writable(args.out)
     fixed, fixed_notes = checked_image(read_image(args.fixed), args.fixed_role, args.fixed)
     moving, moving_notes = checked_image(read_image(args.moving), args.moving_role, args.moving)
     label = read_image(args.moving_label, label=True) if args.moving_label else None
-    focus = read_image(args.focus, label=True) > 0 if args.focus else None
-    reg = register(fixed, moving, args.mode, args.fixed_role, args.moving_role, focus)
+    focus = _mask(args.focus, "focus") if args.focus else None
+    try:
+        reg = register(fixed, moving, args.mode, args.fixed_role, args.moving_role, focus)
+    except OverlapError as exc:
+        raise OverlapError(f"{args.moving} onto {args.fixed}: {exc}") from None
     with staged_output(args.out) as stage:
         write_image(resample_to(moving, fixed, reg.transform), stage / "aligned.nii.gz")
-        sitk.WriteTransform(reg.transform, str(stage / "transform.h5"))
+        write_transform(reg.transform, stage / "transform.h5")
         if label is not None:
             write_image(resample_to(label, fixed, reg.transform, label=True), stage / "aligned_label.nii.gz")
         result = {
@@ -110,6 +116,20 @@ def _phantom(args) -> int:
     return 0
 
 
+def _mask(path: str, what: str, value: int | None = None) -> sitk.Image:
+    """A mask file as a binary image (voxels equal to `value`, or any label); an empty one is an error naming it,
+    not a failure further on that blames something else."""
+    import SimpleITK as sitk
+
+    from .imageio import read_image
+
+    labels = read_image(path, label=True)
+    mask = labels == value if value is not None else labels > 0
+    if not sitk.GetArrayViewFromImage(mask).any():
+        raise LiverFusionError(f"{path}: the {what} mask is empty")
+    return mask
+
+
 def _insertion_liver(args, images: dict, paths: dict) -> tuple:
     """The liver mask given with --liver, else the one KU Leuven's liver network finds on the first input (real
     scans seldom come with a liver mask); the real tumours to keep (`--tumor-label` of that map, else None); and
@@ -119,12 +139,8 @@ def _insertion_liver(args, images: dict, paths: dict) -> tuple:
     from .imageio import read_image
 
     if args.liver:
-        labels = read_image(args.liver, label=True)
-        liver = labels == args.liver_label if args.liver_label is not None else labels > 0
-        tumors = labels == args.tumor_label if args.tumor_label is not None else None
-        if not sitk.GetArrayViewFromImage(liver).any():
-            raise LiverFusionError(f"{args.liver}: the liver mask is empty")
-        return liver, tumors, str(Path(args.liver).resolve())
+        tumors = read_image(args.liver, label=True) == args.tumor_label if args.tumor_label is not None else None
+        return _mask(args.liver, "liver", args.liver_label), tumors, str(Path(args.liver).resolve())
     from .inference import pick_device
     from .kuleuven_predict import liver_only
     from .model_store import load
@@ -138,11 +154,12 @@ def _insertion_liver(args, images: dict, paths: dict) -> tuple:
 
 
 def _synth_tumor(args) -> int:
-    from .imageio import read_image, staged_output, write_image, write_text
+    from .imageio import read_image, require_writable, staged_output, write_image, write_text
     from .intensity_checks import checked
     from .roles import parse_inputs
     from .synth_tumor import insert
 
+    require_writable(args.out)
     paths = parse_inputs(args.input)
     images, warnings = checked({role: read_image(path) for role, path in paths.items()}, paths)
     center = _center(args.center_lps) if args.center_lps else None
@@ -176,9 +193,9 @@ def _synth_tumor(args) -> int:
     return 0
 
 
-def _print_warnings(warnings: list[str]) -> None:
+def _print_warnings(warnings: list[str], stream: TextIO | None = None) -> None:
     for warning in warnings:
-        print(f"warning: {warning}")
+        print(f"warning: {warning}", file=stream)
 
 
 def _center(text: str) -> tuple[float, float, float]:
@@ -196,7 +213,11 @@ def _batch(args) -> int:
 
     from .cohort import Options, run_cohort
 
-    workers = max(1, args.workers)
+    if args.workers < 1:
+        raise LiverFusionError(f"--workers {args.workers}: expected 1 or more processes")
+    if args.threads < 0:
+        raise LiverFusionError(f"--threads {args.threads}: expected 0 (cores / workers) or more")
+    workers = args.workers
     threads = args.threads or (max(1, (os.cpu_count() or 1) // workers) if workers > 1 else 0)
     options = Options(args.align, args.device, args.model, threads, args.fill_mri)
     rows = run_cohort(args.cases, args.out, options, workers, args.scheduler)
@@ -211,12 +232,21 @@ def _batch(args) -> int:
 def _evaluate(args) -> int:
     if args.dataset:
         return _evaluate_dataset(args)
+    import SimpleITK as sitk
+
     from .imageio import read_image
-    from .metrics import evaluate
+    from .intensity_checks import require_label_map
+    from .metrics import apart_warnings, evaluate
 
     if not (args.pred and args.truth):
         raise LiverFusionError("evaluate: give --pred and --truth, or --dataset and --out")
-    print(json.dumps(evaluate(read_image(args.pred, label=True), read_image(args.truth, label=True)), indent=2))
+    pred, truth = read_image(args.pred), read_image(args.truth)
+    for image, path in ((pred, args.pred), (truth, args.truth)):
+        require_label_map(image, path)
+    warnings = apart_warnings(pred, truth, (args.pred, args.truth))
+    metrics = evaluate(sitk.Cast(pred, sitk.sitkUInt8), sitk.Cast(truth, sitk.sitkUInt8))
+    print(json.dumps({**metrics, "warnings": warnings}, indent=2))
+    _print_warnings(warnings, sys.stderr)  # stdout is the JSON
     return 0
 
 
@@ -244,11 +274,12 @@ def _train(args) -> int:
 
 def _ct2mri(args) -> int:
     from .ct2mri import load_translator, translate
-    from .imageio import read_image, write_image
+    from .imageio import read_image, require_writable, write_image
     from .inference import pick_device
     from .intensity_checks import checked_image
     from .progress import terminal_bar
 
+    require_writable(args.out, folder=False)
     if not args.out.endswith(IMAGE_SUFFIXES):
         raise LiverFusionError(f"{args.out}: output must end with one of {', '.join(IMAGE_SUFFIXES)}")
     ct, warnings = checked_image(read_image(args.input), "ct", args.input)

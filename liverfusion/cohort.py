@@ -10,6 +10,7 @@ it. A failed case is recorded with its error and the run goes on.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import time
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from tqdm import tqdm
 
 from .constants import ROLES
 from .errors import LiverFusionError
+from .imageio import require_writable, write_text
 from .roles import check_roles
 
 SUMMARY_COLUMNS = ("case_id", "status", "error", "malignancy_probability", "lesions", "liver_volume_ml", "seconds")
@@ -38,17 +40,24 @@ def read_cases(path: str | Path) -> dict[str, dict[str, str]]:
     Relative paths are relative to the CSV."""
     path = Path(path)
     try:
-        with open(path, newline="") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: the byte-order mark Excel writes
             rows = list(csv.DictReader(f))
     except OSError as exc:
         raise LiverFusionError(f"{path}: {exc.strerror}") from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise LiverFusionError(f"{path}: not a CSV text file ({exc})") from None
     if not rows or "case_id" not in rows[0]:
         raise LiverFusionError(f"{path}: expected a header with case_id and role columns ({', '.join(ROLES)})")
     cases: dict[str, dict[str, str]] = {}
     for line, row in enumerate(rows, 2):
+        if None in row:  # csv.DictReader's key for the fields beyond the header's
+            raise LiverFusionError(f"{path}: line {line}: more fields than the header's {len(row) - 1}")
         case_id = (row.pop("case_id") or "").strip()
-        if not case_id or case_id in cases or "/" in case_id:
-            raise LiverFusionError(f"{path}: line {line}: case_id missing, repeated or containing '/'")
+        if not case_id or case_id in cases or case_id in (".", "..") or "/" in case_id or "\\" in case_id:
+            raise LiverFusionError(
+                f"{path}: line {line}: case_id missing, repeated, '.' or '..', or containing '/' or '\\' "
+                "(it names the case's folder under --out)"
+            )
         inputs = {role: str((path.parent / value).resolve()) for role, value in row.items() if value}
         try:
             check_roles(inputs)
@@ -102,7 +111,7 @@ def run_cohort(
     cases_csv: str | Path, out: str | Path, options: Options, workers: int = 1, scheduler: str | None = None
 ) -> list[dict]:
     """Segment every unfinished case; write `out/summary.csv` (all cases, in CSV order) last; return its rows."""
-    cases, out = read_cases(cases_csv), Path(out)
+    cases, out = read_cases(cases_csv), require_writable(out)
     out.mkdir(parents=True, exist_ok=True)
     todo = {case_id: inputs for case_id, inputs in cases.items() if not finished(out, case_id)}
     rows = {case_id: previous_row(out, case_id) for case_id in cases if case_id not in todo}
@@ -152,10 +161,9 @@ def _on_cluster(todo: dict, out: Path, options: Options, workers: int, scheduler
 
 
 def write_summary_csv(rows: list[dict], path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, SUMMARY_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in row.items()})
-    tmp.replace(path)
+    text = io.StringIO()
+    writer = csv.DictWriter(text, SUMMARY_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in row.items()})
+    write_text(text.getvalue(), path)  # atomic, and a full disk is one line

@@ -7,7 +7,9 @@ series (highdicom copies them from the source images, and nothing else sets them
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import SimpleITK as sitk
@@ -17,9 +19,12 @@ from .constants import LIVER, TUMOR
 from .errors import InputError
 from .imageio import dicom_series_files
 
+if TYPE_CHECKING:  # imported where used: the SEG is written for DICOM inputs only
+    import highdicom as hd
+
 MANUFACTURER = "LiverFusion"
 # A SEG points at its source by these; anonymisers sometimes blank them (TotalSegmentator's example CT has none).
-REFERENCED_UIDS = ("SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID")
+REFERENCED_UIDS = ("SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID", "FrameOfReferenceUID")
 
 
 def segment_descriptions(model_name: str, model_version: str) -> list:
@@ -62,10 +67,10 @@ def _readable(source):
     return source
 
 
-def write_dicom_seg(labels: sitk.Image, series_folder: str | Path, path: Path, model: dict) -> Path:
+def write_dicom_seg(labels: sitk.Image, series_folder: str | Path, path: Path, model: dict) -> list[str]:
     """Write `labels` (0/1/2 on the series' own grid, as SimpleITK read it) as a binary DICOM SEG; `series_folder`
-    is the DICOM input, `FOLDER` or `FOLDER@SERIES`."""
-    import highdicom as hd
+    is the DICOM input, `FOLDER` or `FOLDER@SERIES`. Returns what highdicom warned of (a patient name out of
+    format, say) as one-line notes for the run's warnings: its multi-line text is not for the terminal."""
     import pydicom
 
     files = dicom_series_files(series_folder)
@@ -76,7 +81,25 @@ def write_dicom_seg(labels: sitk.Image, series_folder: str | Path, path: Path, m
     array = sitk.GetArrayFromImage(labels).astype(np.uint8)
     if array.shape != (len(sources), int(sources[0].Rows), int(sources[0].Columns)):
         raise InputError(f"{series_folder}: the segmentation is not on this series' grid")
-    seg = hd.seg.Segmentation(
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            seg = _segmentation(sources, array, model)
+        except (ValueError, AttributeError) as exc:  # highdicom's checks of the files; a missing attribute (no
+            # SliceThickness, say) ends in an AttributeError: no SEG, and the other outputs stand
+            raise InputError(f"{series_folder}: not usable as the source of a SEG ({exc})") from None
+    tmp = path.with_name(path.name + ".tmp")
+    seg.save_as(tmp)
+    tmp.replace(path)
+    sentences = (str(w.message).split(". ")[0] for w in caught)
+    return [f"{path.name}: highdicom: {s}" for s in dict.fromkeys(sentences)]
+
+
+def _segmentation(sources: list, array: np.ndarray, model: dict) -> hd.seg.Segmentation:
+    """highdicom's binary SEG of `array` (one frame per source file), described as our model's output."""
+    import highdicom as hd
+
+    return hd.seg.Segmentation(
         source_images=sources,
         pixel_array=array,
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
@@ -93,7 +116,3 @@ def write_dicom_seg(labels: sitk.Image, series_folder: str | Path, path: Path, m
         content_label="LIVERFUSION",
         omit_empty_frames=False,
     )
-    tmp = path.with_name(path.name + ".tmp")
-    seg.save_as(tmp)
-    tmp.replace(path)
-    return path

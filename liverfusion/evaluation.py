@@ -17,7 +17,8 @@ import SimpleITK as sitk
 
 from .constants import TUMOR
 from .dataset import case_info, case_reference, case_roles, find_cases
-from .imageio import read_image, staged_output, write_text
+from .errors import InputError
+from .imageio import read_image, require_writable, staged_output, write_text
 from .metrics import auc, evaluate, on_grid_of
 from .pipeline import read_inputs, run_case
 from .postprocess import MIN_LESION_ML, lesion_components, max_diameter_mm
@@ -201,7 +202,10 @@ def evaluate_dataset(
     dataset: Path, model: str | None, align: str, device: str, out: Path, report: Reporter = silent
 ) -> dict:
     """Evaluate every case folder under `dataset`; write the per-case and summary tables to `out`."""
+    require_writable(out)
     cases = find_cases([dataset])
+    if not cases:
+        raise InputError(f"{dataset}: no case folders (each with <role>.nii.gz images and label_<reference>.nii.gz)")
     rows = []
     for i, case in enumerate(cases):
         report(i / len(cases), case.name)

@@ -71,20 +71,34 @@ def _finite(image: sitk.Image, who: str) -> tuple[sitk.Image, list[str]]:
 
 
 def _reject_label_map(array: np.ndarray, who: str) -> None:
-    """A label map holds a few hundred whole values at most, in flat regions: nearly every labelled voxel equals
-    its neighbour, where a scan's noise makes neighbours differ (even an 8-bit one)."""
+    values = label_values(array)
+    if values is None:
+        return
+    shown = ", ".join(f"{v:g}" for v in values[:4]) + (f", ... {values[-1]:g}" if len(values) > 4 else "")
+    raise InputError(f"{who}: holds only {len(values)} whole values ({shown}) in flat regions: a label map, not a scan")
+
+
+def require_label_map(image: sitk.Image, who: str) -> None:
+    """A segmentation to score must be a label map: a CT given as the prediction was scored as a 23 l liver."""
+    if label_values(sitk.GetArrayViewFromImage(image)) is None:
+        raise InputError(f"{who}: not a label map (a scan?): expected a few whole values in flat regions")
+
+
+def label_values(array: np.ndarray) -> np.ndarray | None:
+    """The values of a label map, None for anything else. A label map holds a few hundred whole values at most, in
+    flat regions: nearly every labelled voxel equals its neighbour, where a scan's noise makes neighbours differ
+    (even an 8-bit one). One value alone (an empty segmentation) is a label map."""
     step = SAMPLE_STEP
     for sample in (array[::step, ::step, ::step], array):
         values, counts = np.unique(sample, return_counts=True)
         if len(values) > MAX_LABEL_VALUES or not np.all(values == np.round(values)):
-            return
+            return None
     common = values[np.argmax(counts)]
     left, right = array[:, :, :-1], array[:, :, 1:]
     labelled = (left != common) | (right != common)
-    if np.count_nonzero(left[labelled] == right[labelled]) < FLAT_SHARE * max(np.count_nonzero(labelled), 1):
-        return
-    shown = ", ".join(f"{v:g}" for v in values[:4]) + (f", ... {values[-1]:g}" if len(values) > 4 else "")
-    raise InputError(f"{who}: holds only {len(values)} whole values ({shown}) in flat regions: a label map, not a scan")
+    if np.count_nonzero(left[labelled] == right[labelled]) < FLAT_SHARE * np.count_nonzero(labelled):
+        return None
+    return values
 
 
 def _unit_warnings(array: np.ndarray, lo: float, role: str, who: str) -> list[str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
@@ -63,6 +65,23 @@ def on_grid_of(labels: sitk.Image, reference: sitk.Image) -> sitk.Image:
     ):
         return labels
     return sitk.Resample(labels, reference, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
+
+
+def extent(image: sitk.Image) -> tuple[np.ndarray, np.ndarray]:
+    """The lowest and highest physical corner (mm) of the box holding the image's voxels."""
+    corners = itertools.product(*[(-0.5, n - 0.5) for n in image.GetSize()])
+    points = np.array([image.TransformContinuousIndexToPhysicalPoint(c) for c in corners])
+    return points.min(0), points.max(0)
+
+
+def apart_warnings(pred: sitk.Image, truth: sitk.Image, names: tuple[str, str]) -> list[str]:
+    """A warning when the two images share no point in space: every score is then 0 (or 1) by construction, not
+    by the prediction's quality (a prediction 3 m from its truth scored Dice 0 without a word)."""
+    (p_lo, p_hi), (t_lo, t_hi) = extent(pred), extent(truth)
+    gap = np.maximum(np.maximum(p_lo - t_hi, t_lo - p_hi), 0.0)
+    if not gap.any():
+        return []
+    return [f"{names[0]}: does not overlap {names[1]} in space ({np.linalg.norm(gap):.0f} mm apart): check the files"]
 
 
 def evaluate(pred: sitk.Image, truth: sitk.Image) -> dict[str, dict]:

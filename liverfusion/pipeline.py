@@ -20,7 +20,7 @@ from . import ct2mri, intensity_checks, kuleuven_predict, model_store, postproce
 from .constants import CHANNELS, ROLE_TO_CHANNEL, TUMOR
 from .dicomseg import write_dicom_seg
 from .errors import InputError, LiverFusionError, OverlapError, RoleError
-from .imageio import dicom_source, read_image, staged_output, write_image, write_text
+from .imageio import dicom_source, read_image, require_writable, staged_output, write_image, write_text, write_transform
 from .inference import Prediction, pick_device, predict
 from .preprocessing import air_mask, bounding_box, canonical_grid, stack_channels, to_grid
 from .progress import Reporter, silent
@@ -429,7 +429,7 @@ def write_outputs(result: CaseResult, out: Path, inputs: dict[str, str] | None =
     if reference_path is not None and dicom_source(reference_path) is not None:
         model_info = {"name": result.model.name, "version": result.model.version}
         try:
-            write_dicom_seg(result.labels, reference_path, out / "segmentation.dcm", model_info)
+            result.warnings += write_dicom_seg(result.labels, reference_path, out / "segmentation.dcm", model_info)
         except InputError as exc:  # the other outputs stand without it
             result.warnings.append(f"segmentation.dcm not written: {exc}")
     write_image(result.labels, out / "segmentation.nii.gz")
@@ -440,7 +440,7 @@ def write_outputs(result: CaseResult, out: Path, inputs: dict[str, str] | None =
         write_image(image, out / f"attention_{role}.nii.gz")
     for role, image in result.aligned.items():
         write_image(image, out / f"aligned_{role}.nii.gz")
-        sitk.WriteTransform(result.registrations[role].transform, str(out / f"transform_{role}.h5"))
+        write_transform(result.registrations[role].transform, out / f"transform_{role}.h5")
     for role, image in result.translated.items():
         write_image(image, out / f"{role}_from_{result.reference}.nii.gz")
 
@@ -463,6 +463,7 @@ def segment(
     reference: str | None = None,
 ) -> dict:
     """Read, segment and write one case; on any error nothing is left in `out_dir`."""
+    require_writable(out_dir)  # before minutes of work
     t = time.perf_counter()
     images = read_inputs(inputs)
     load_s = time.perf_counter() - t

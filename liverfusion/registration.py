@@ -14,7 +14,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from .constants import CT_ROLES
-from .errors import OverlapError
+from .errors import OverlapError, one_line
 from .intensity_checks import require_range
 
 SAMPLING_SEED = 20261125
@@ -100,7 +100,7 @@ def evaluate_metric(
     try:
         return float(reg.MetricEvaluate(fixed, moving))
     except RuntimeError as exc:
-        raise OverlapError(f"images do not overlap after centring ({str(exc).splitlines()[-1][:80]})") from None
+        raise OverlapError(f"images do not overlap in space (ITK: {one_line(exc)})") from None
 
 
 def rigid(
@@ -128,7 +128,7 @@ def rigid(
     try:
         result = reg.Execute(fixed, moving)  # with inPlace=False: a composite holding the optimised copy
     except RuntimeError as exc:
-        raise OverlapError(f"rigid alignment failed: {str(exc).splitlines()[-1][:100]}") from None
+        raise OverlapError(f"rigid alignment failed (ITK: {one_line(exc)})") from None
     while isinstance(result.Downcast(), sitk.CompositeTransform):
         result = sitk.CompositeTransform(result).GetNthTransform(0)
     return sitk.Euler3DTransform(result.Downcast())
@@ -214,6 +214,8 @@ def register(
     region, mask = f, None
     if focus is not None:
         mask = sitk.Cast(sitk.Resample(focus, f, sitk.Transform(), sitk.sitkNearestNeighbor), sitk.sitkUInt8)
+        if not sitk.GetArrayViewFromImage(mask).any():
+            raise OverlapError("the focus mask has no voxel inside the fixed image")
         region, mask = crop_to_mask([f, mask], mask)
     identity = sitk.Euler3DTransform()
     before = evaluate_metric(region, m, identity, mask)

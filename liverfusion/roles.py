@@ -18,6 +18,8 @@ def parse_inputs(specs: Iterable[str]) -> dict[str, str]:
         role = role.strip().lower()
         if not sep or not path:
             raise RoleError(f"{spec}: expected ROLE=PATH with ROLE one of {', '.join(ROLES)}")
+        if role in inputs:
+            raise RoleError(f"{spec}: {role} given twice (also {inputs[role]}); give one")
         inputs[role] = path
     check_roles(inputs)
     return inputs

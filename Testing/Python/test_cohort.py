@@ -44,6 +44,12 @@ def test_bad_csvs_are_one_line_errors_naming_the_file_and_line(tmp_path):
         read_cases(bad)
 
 
+def test_a_csv_saved_by_excel_with_a_byte_order_mark_reads(tmp_path):
+    path = tmp_path / "excel.csv"
+    path.write_text("case_id,ct\na,x.nii.gz\n", encoding="utf-8-sig")
+    assert read_cases(path) == {"a": {"ct": str((tmp_path / "x.nii.gz").resolve())}}
+
+
 @pytest.mark.slow
 def test_serial_run_records_failures_resumes_and_a_dask_cluster_gives_the_same_result(
     tmp_path, small_ctmri, small_multiphase, capsys

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from liverfusion.errors import InputError
+from liverfusion.errors import InputError, OutputError
 from liverfusion.imageio import dicom_series_files, read_image, staged_output, write_image, write_text
 
 
@@ -170,6 +170,6 @@ def test_a_failed_write_leaves_neither_the_file_nor_a_temporary(tmp_path, monkey
         raise OSError("No space left on device")
 
     monkeypatch.setattr(imageio.shutil, "copyfileobj", disk_full)  # fails half-way through the compression
-    with pytest.raises(OSError):
+    with pytest.raises(OutputError, match=r"x.nii.gz: could not be written \(No space left on device\)"):
         write_image(_image(), tmp_path / "x.nii.gz")
     assert list(tmp_path.iterdir()) == []

@@ -1,22 +1,23 @@
 """bfloat16 autocast and channels-last on this CPU: seconds per training step and per inference window of the
-fusion network, each variant timed in turn in one process (so that a busy machine slows them alike), and the
-largest difference of its tumour probability from float32's.
+shipped fusion network, the variants timed in interleaved rounds in one process (so that a busy machine slows them
+alike; the median of the rounds is reported), and the largest difference of its tumour probability from float32's.
 
 bfloat16 pays only where the CPU has AVX-512 BF16 or AMX instructions; elsewhere PyTorch emulates it. The script
 prints which the CPU has. Not a test: prints figures and writes JSON.
-Usage: python Testing/benchmarks/bench_cpu_precision.py [--patch 48] [--batch 2] [--repeats 3] [--json FILE]
+Usage: python Testing/benchmarks/bench_cpu_precision.py [--patch 48] [--batch 2] [--rounds 3] [--json FILE]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 from pathlib import Path
 
 import torch
 
-from liverfusion.fusion_net import FusionNet
+from liverfusion import model_store
 from liverfusion.training import Losses
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -39,26 +40,24 @@ def inputs(batch: int, patch: int) -> tuple[torch.Tensor, ...]:
     return x, present, label, torch.ones(batch)
 
 
-def timed(fn, repeats: int) -> float:
-    fn()  # warm-up: oneDNN picks its kernels on the first call
+def timed(fn) -> float:
     start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    return (time.perf_counter() - start) / repeats
+    fn()
+    return time.perf_counter() - start
 
 
-def measure(net: FusionNet, data, bf16: bool, channels_last: bool, repeats: int) -> dict:
+def measure(net: torch.nn.Module, data, bf16: bool, channels_last: bool) -> dict:
     x, present, label, malignant = data
     fmt = torch.channels_last_3d if channels_last else torch.contiguous_format
     net = net.to(memory_format=fmt)
     x = x.contiguous(memory_format=fmt)
-    losses, opt = Losses(), torch.optim.SGD(net.parameters(), lr=0.0)
+    losses = Losses()
 
     def train_step() -> None:
         net.train()
         with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
             loss = losses(net(x, present), label, malignant)
-        opt.zero_grad()
+        net.zero_grad(set_to_none=True)
         loss.backward()
 
     def infer() -> torch.Tensor:
@@ -66,28 +65,35 @@ def measure(net: FusionNet, data, bf16: bool, channels_last: bool, repeats: int)
         with torch.no_grad(), torch.autocast("cpu", torch.bfloat16, enabled=bf16):
             return net(x[:1], present[:1])["seg"].float().softmax(1)[:, 2]
 
-    return {"train_step_s": timed(train_step, repeats), "infer_window_s": timed(infer, repeats), "tumor": infer()}
+    train_step(), infer()  # warm-up: oneDNN picks its kernels on the first call
+    return {"train_step_s": timed(train_step), "infer_window_s": timed(infer), "tumor": infer()}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--patch", type=int, default=48)
     p.add_argument("--batch", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--json", default=str(RESULTS / "cpu_precision.json"))
     args = p.parse_args()
     print(f"CPU flags: {' '.join(cpu_flags()) or 'none of avx2/avx512/amx'}; torch threads {torch.get_num_threads()}")
-    torch.manual_seed(0)
-    net, data = FusionNet(features=(12, 24, 48, 96)), inputs(args.batch, args.patch)
-    rows = {name: measure(net, data, *flags, args.repeats) for name, flags in VARIANTS.items()}
-    reference = rows["float32"].pop("tumor")
+    net, data = model_store.load(None, torch.device("cpu")).network, inputs(args.batch, args.patch)
+    rounds = [{name: measure(net, data, *flags) for name, flags in VARIANTS.items()} for _ in range(args.rounds)]
+    reference = rounds[0]["float32"]["tumor"]
+    rows = {
+        name: {
+            "train_step_s": statistics.median(r[name]["train_step_s"] for r in rounds),
+            "infer_window_s": statistics.median(r[name]["infer_window_s"] for r in rounds),
+            "max_tumor_probability_difference": float((rounds[0][name]["tumor"] - reference).abs().max()),
+        }
+        for name in VARIANTS
+    }
     for name, row in rows.items():
-        row["max_tumor_probability_difference"] = float((row.pop("tumor", reference) - reference).abs().max())
         print(f"{name:<14} train step {row['train_step_s']:.2f} s (batch {args.batch}, {args.patch}^3)  "
               f"inference window {row['infer_window_s']:.2f} s  max |dp| {row['max_tumor_probability_difference']:.4f}")
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
-    setup = {"patch": args.patch, "batch": args.batch, "repeats": args.repeats, "cpu_flags": cpu_flags()}
+    setup = {"patch": args.patch, "batch": args.batch, "rounds": args.rounds, "cpu_flags": cpu_flags()}
     out.write_text(json.dumps({"setup": setup, "variants": rows}, indent=2) + "\n")
     print(f"written {out}")
 

@@ -14,7 +14,7 @@ import torch
 
 from . import __version__, model_store
 from .constants import CHANNELS
-from .dataset import find_cases
+from .dataset import case_info, find_cases
 from .errors import LiverFusionError
 from .inference import pick_device
 from .training import AFFINE_PROB, ELASTIC_PROB, ROTATE_RAD, SCALE, TrainConfig, case_shares, train
@@ -83,8 +83,9 @@ def run_training(args: argparse.Namespace) -> int:
         "channels": list(CHANNELS),
         "train": dataclasses.asdict(cfg),
     }
+    real = [c for c in train_cases if case_info(c).get("labelled")]  # labelled exports (`dataset import`, real-train)
     hybrid = sum(not (c / "case.json").is_file() or (c / "label.nii.gz").is_file() for c in train_cases)
-    metadata = bundle_metadata(out.name, args.version, len(train_cases), len(val), best, hybrid)
+    metadata = bundle_metadata(out.name, args.version, len(train_cases), len(val), best, hybrid, real)
     model_store.save(out, net, config, metadata, model_card(metadata, cfg, best))
     print(
         f"model written to {out.resolve()} (validation liver Dice {best.get('liver', float('nan')):.3f}, "
@@ -101,9 +102,12 @@ def _initial_weights(source: str) -> dict:
     return model_store.load(source).network.state_dict()
 
 
-def bundle_metadata(name: str, version: str, n_train: int, n_val: int, best: dict, n_hybrid: int = 0) -> dict:
-    """MONAI bundle metadata; `n_hybrid` counts training cases that are real images (with or without synthetic
-    tumours) rather than phantoms."""
+def bundle_metadata(
+    name: str, version: str, n_train: int, n_val: int, best: dict, n_hybrid: int = 0, real: list[Path] = ()
+) -> dict:
+    """MONAI bundle metadata; `n_hybrid` counts training cases that are real images with synthetic tumours, `real`
+    the real labelled cases (named, with the source and licence their `case.json` gives: a model card must cite
+    every real patient it learned from)."""
     return {
         "name": name,
         "version": version,
@@ -120,7 +124,9 @@ def bundle_metadata(name: str, version: str, n_train: int, n_val: int, best: dic
             "train_cases": n_train,
             "validation_cases": n_val,
             "source": "LiverFusion phantoms (synthetic)"
-            + (f" and {n_hybrid} real images with synthetic tumours (hybrid)" if n_hybrid else ""),
+            + (f" and {n_hybrid} real images with synthetic tumours (hybrid)" if n_hybrid else "")
+            + (f" and {len(real)} real labelled cases" if real else ""),
+            "real_cases": {c.name: case_info(c).get("source", "not recorded") for c in real},
         },
         "validation": {k: v for k, v in best.items() if k != "score"},
         "network_data_format": {

@@ -21,7 +21,7 @@ from .constants import CHANNELS, ROLE_TO_CHANNEL, TUMOR
 from .dicomseg import write_dicom_seg
 from .errors import InputError, LiverFusionError, OverlapError, RoleError
 from .imageio import dicom_source, read_image, require_writable, staged_output, write_image, write_text, write_transform
-from .inference import Prediction, pick_device, predict
+from .inference import Prediction, guarded, pick_device, predict
 from .preprocessing import air_mask, bounding_box, canonical_grid, stack_channels, to_grid
 from .progress import Reporter, silent
 from .report import write_report
@@ -142,27 +142,44 @@ def is_single_image(bundle: model_store.Bundle) -> bool:
     return bundle.config.get("architecture") == "kuleuven"
 
 
-def liver_focus(image: sitk.Image, role: str, bundle: model_store.Bundle, device) -> sitk.Image | None:
-    """The liver found by the network on the reference image alone, dilated by 20 mm; None if none found.
+def reference_alone(
+    image: sitk.Image, reference: str, bundle: model_store.Bundle, device
+) -> tuple[sitk.Image, Prediction] | None:
+    """The network on the reference image alone, for a case where it will see more than that image: its liver
+    focuses the deformable alignment, and it guards the fused prediction (`inference.guarded`). None for a
+    single-image model (it never sees the others)."""
+    if is_single_image(bundle):
+        return None
+    return network_on_grid({reference: image}, reference, {}, bundle, device)
+
+
+def liver_focus(
+    image: sitk.Image, role: str, bundle: model_store.Bundle, device, alone: tuple | None = None
+) -> sitk.Image | None:
+    """The liver found by the network on the reference image alone (`alone`, when already run), dilated by 20 mm;
+    None if none found.
 
     The network works with any subset of inputs, so it can find the liver before alignment; the
     deformable stage then fits the organ we care about rather than the whole abdomen.
     """
-    liver = liver_alone(image, role, bundle, device)
+    liver = liver_alone(image, role, bundle, device, alone)
     if liver is None:
         return None
     radius = [int(np.ceil(FOCUS_MARGIN_MM / s)) for s in liver.GetSpacing()]
     return sitk.BinaryDilate(liver, radius)
 
 
-def liver_alone(image: sitk.Image, role: str, bundle: model_store.Bundle, device) -> sitk.Image | None:
-    """The largest liver component (tumours included) the network finds on one image, on the model grid."""
+def liver_alone(
+    image: sitk.Image, role: str, bundle: model_store.Bundle, device, alone: tuple | None = None
+) -> sitk.Image | None:
+    """The largest liver component (tumours included) the network finds on one image, on the model grid; `alone`
+    is the (grid, prediction) of `network_on_grid` on that image when it has run already."""
     if is_single_image(bundle):
         liver = kuleuven_predict.liver_only(image, role, bundle.network, device)
         grid = canonical_grid(image, bundle.network.liver.spec.spacing_mm)
         liver = sitk.Resample(liver, grid, sitk.Transform(), sitk.sitkNearestNeighbor)
         return liver if postprocess.liver_volume_ml(liver) >= 100 else None
-    grid, pred = network_on_grid({role: image}, role, {}, bundle, device)
+    grid, pred = alone or network_on_grid({role: image}, role, {}, bundle, device)
     liver = sitk.GetImageFromArray((pred.probabilities[1:].sum(0) > 0.5).astype(np.uint8))
     liver.CopyInformation(grid)
     liver = sitk.RelabelComponent(sitk.ConnectedComponent(liver), sortByObjectSize=True) == 1
@@ -216,16 +233,19 @@ def run_case(
     reference = reference or choose_reference(images)
     if is_single_image(bundle) and len(images) > 1:
         warnings.append(f"{bundle.name} segments one image, the reference ({reference}); the others are only aligned")
-    focus = None
+    focus, alone, fills_mri = None, None, fill_mri and "mri" not in images
+    if len(images) > 1 or fills_mri:
+        report(0.02, "reference alone")
+        alone = reference_alone(images[reference], reference, bundle, dev)
+        timings["reference_alone"], start = time.perf_counter() - start, time.perf_counter()
     if align == "deformable" and len(images) > 1:
-        report(0.02, "find liver")
-        focus = liver_focus(images[reference], reference, bundle, dev)
+        focus = liver_focus(images[reference], reference, bundle, dev, alone)
         if focus is None:
             warnings.append("no liver found on the reference alone: deformable alignment of the whole image")
     regs = align_all(images, reference, align, report, names, focus)
     timings["align"] = time.perf_counter() - start
     translated, translator = {}, None
-    if fill_mri and "mri" not in images:
+    if fills_mri:
         report(0.45, "translate CT to MRI")
         t = time.perf_counter()
         translator = ct2mri.load_translator(None, dev)
@@ -233,7 +253,8 @@ def run_case(
         timings["translate"] = time.perf_counter() - t
     report(0.5, "infer")
     network_inputs = {**images, **translated}
-    result = segment_aligned(network_inputs, reference, regs, bundle, dev, report, timings)
+    guard = alone[1] if alone else None
+    result = segment_aligned(network_inputs, reference, regs, bundle, dev, report, timings, guard=guard)
     warnings += [w for r in regs.values() for w in r.warnings] + result.pop("notes")
     return CaseResult(
         reference=reference,
@@ -258,14 +279,17 @@ def segment_aligned(
     report: Reporter = silent,
     timings: dict[str, float] | None = None,
     use: Collection[str] | None = None,
+    guard: Prediction | None = None,
 ) -> dict:
     """Network and post-processing on inputs already aligned by `regs`: the fields of a CaseResult that they
     make, and `notes` for its warnings. Benchmarks call it to compare models, and subsets of inputs (`use`), on one
-    alignment."""
+    alignment. `guard`, the prediction on the reference alone, guards a fused one (`inference.guarded`)."""
     timings = {} if timings is None else timings
     t = time.perf_counter()
     transforms = {role: r.transform for role, r in regs.items()}
     grid, pred = network_on_grid(images, reference, transforms, bundle, device, report, use)
+    if guard is not None and len(use or images) > 1:
+        pred = guarded(pred, guard)
     timings["infer"] = time.perf_counter() - t
     report(0.8, "postprocess")
     t = time.perf_counter()

@@ -164,7 +164,7 @@ def model_card(meta: dict, cfg: TrainConfig, best: dict) -> str:
 Data: {meta["training_data"]["train_cases"]} cases: {meta["training_data"]["source"]}; validation on
 {meta["training_data"]["validation_cases"]} others. Spacing {cfg.spacing_mm} mm, patches {cfg.patch},
 batch {cfg.batch_size}, AdamW lr {cfg.lr} with warm-up and cosine decay over {cfg.steps} steps
-{f"or {cfg.minutes} min, whichever ends first" if cfg.minutes else ""} (best checkpoint at step {best.get("step")}).
+{f"or {cfg.minutes} min, whichever ends first" if cfg.minutes else ""} ({_kept(best)}).
 Loss Dice + 0.5 x CE{" with deep supervision" if cfg.architecture == "fusion" else ""}, plus BCE malignancy on
 tumour voxels.
 Crops: 1 : 1 : 6 centred on background, liver, tumour{"; each lesion gets an equal share" if cfg.lesion_crops else ""}.
@@ -172,12 +172,28 @@ Augmentation: {SPATIAL_TEXT if cfg.spatial_augment else ""}intensity scale/shift
 (misregistration), modality dropout.
 
 ## Metrics
-Validation (best checkpoint, step {best.get("step")}): liver Dice {best.get("liver", float("nan")):.3f},
-tumour Dice {best.get("tumor", float("nan")):.3f}. Held-out figures: see the README and `Testing/benchmarks/`.
+{_validation_text(best)} Held-out figures: see the README and `Testing/benchmarks/`.
 
 ## Limits
-Synthetic training data only: real scans differ in texture, anatomy and artefacts. Not a medical device.
+{_data_limits(meta["training_data"].get("real_cases"))} Not a medical device.
 """
+
+
+def _data_limits(real_cases: dict | None) -> str:
+    if real_cases:
+        return f"Real labelled cases: {', '.join(real_cases)} (sources and licences in metadata.json)."
+    return "Synthetic training data only: real scans differ in texture, anatomy and artefacts."
+
+
+def _kept(best: dict) -> str:
+    return f"best checkpoint at step {best['step']}" if "step" in best else "no validation: the last network"
+
+
+def _validation_text(best: dict) -> str:
+    if "step" not in best:
+        return "No validation during training (cross-validation folds score held-out cases afterwards)."
+    liver, tumor = best["liver"], best["tumor"]
+    return f"Validation (best checkpoint, step {best['step']}): liver Dice {liver:.3f}, tumour Dice {tumor:.3f}."
 
 
 def architecture_text(cfg: TrainConfig) -> str:

@@ -15,9 +15,7 @@ def test_shipped_model_on_held_out_phantoms(tmp_path):
         rows.append(evaluate_case(case, None, "rigid", "cpu"))
     summary = summarise(rows)
     print(summary, [(r["liver_dice"], r["tumor_dice"], r["probability"], r["malignant"]) for r in rows])
-    # model 0.4.0 measured 0.951, 0.504 and 0.875 here (0.3.1: 0.960, 0.790, 0.875; 0.3.0: 0.970, 0.717, 1.0; 0.2.0:
-    # 0.960, 0.617, 1.0). 0.4.0 was fine-tuned on real CTs: better on real livers (docs/real-scans.md), and it lost
-    # phantom tumour Dice that real scans did not reward; the bounds guard against losing more.
-    assert summary["liver_dice"] > 0.94
-    assert summary["tumor_dice"] is not None and summary["tumor_dice"] > 0.45
+    # model 0.3.1 measured 0.960, 0.790 and 0.875 here (0.3.0: 0.970, 0.717, 1.0; 0.2.0: 0.960, 0.617, 1.0)
+    assert summary["liver_dice"] > 0.95
+    assert summary["tumor_dice"] is not None and summary["tumor_dice"] > 0.62
     assert summary["auc"] is not None and summary["auc"] >= 0.85  # 2 malignant of 6: at most one pair misordered

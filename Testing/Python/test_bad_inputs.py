@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import resource
+import subprocess
+import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -416,33 +418,35 @@ def test_highdicom_warnings_are_one_line_in_the_results_not_on_the_terminal(tmp_
     assert f"warning: {note}" in capfd.readouterr().out and (out / "segmentation.dcm").is_file()
 
 
-@pytest.fixture
-def file_size_limit():
-    """Files of at most 1 kB, as a nearly full disk allows: writes beyond fail (EFBIG; Python ignores SIGXFSZ)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (1024, hard))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+def _on_a_full_disk(args: list[str]) -> subprocess.CompletedProcess:
+    """The command in a child process whose files may hold 1 kB, as a nearly full disk allows: writes beyond fail
+    (EFBIG; Python ignores SIGXFSZ). A child, so that pytest's own capture files keep their room."""
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1024, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+
+    command = [sys.executable, "-m", "liverfusion", *args]
+    return subprocess.run(command, capture_output=True, text=True, preexec_fn=limit, timeout=300)
 
 
 @pytest.mark.parametrize("command", ["segment", "register"])
-def test_a_full_disk_is_one_line_naming_the_output_and_leaves_nothing(d, tmp_path, capfd, file_size_limit, command):
+def test_a_full_disk_is_one_line_naming_the_output_and_leaves_nothing(d, tmp_path, command):
     out = tmp_path / "out"
     args = ["--fixed", str(d["ct"]), "--moving", str(d["mri"]), "--mode", "none"]
     args = ["--input", f"ct={d['ct']}", "--align", "none", "--device", "cpu"] if command == "segment" else args
-    assert main([command, *args, "--out", str(out)]) == 2
-    line = _one_error_line(capfd)
-    assert line.startswith(f"error: {out}/") and "could not be written (short write: disk full?)" in line, line
+    done = _on_a_full_disk([command, *args, "--out", str(out)])
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert done.returncode == 2 and len(errors) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert errors[0].startswith(f"error: {out}/") and "could not be written (short write: disk full?)" in errors[0]
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_full_disk_in_ct2mri_is_one_line_and_leaves_nothing(d, tmp_path, capfd, file_size_limit):
+def test_a_full_disk_in_ct2mri_is_one_line_and_leaves_nothing(d, tmp_path):
     out = tmp_path / "mri.nrrd"
-    assert main(["ct2mri", "--input", str(d["ct"]), "--out", str(out), "--device", "cpu"]) == 2
-    line = _one_error_line(capfd)
-    assert f"{out}: could not be written" in line, line
+    done = _on_a_full_disk(["ct2mri", "--input", str(d["ct"]), "--out", str(out), "--device", "cpu"])
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert done.returncode == 2 and len(errors) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert f"{out}: could not be written" in errors[0]
     assert list(tmp_path.iterdir()) == []
 
 

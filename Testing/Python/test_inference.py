@@ -50,16 +50,17 @@ def test_a_fallback_that_succeeds_on_the_gpu_keeps_its_note(monkeypatch):
     assert pred.notes == ["GPU out of memory with 8 window(s) per batch"]
 
 
-def test_a_guarded_fused_prediction_keeps_the_tumour_the_reference_alone_found():
+def test_a_guarded_fused_prediction_keeps_the_tumour_the_reference_alone_found_in_the_fused_organ():
     shape = (4, 5, 6)
     fused, alone = np.zeros((3, *shape), np.float32), np.zeros((3, *shape), np.float32)
-    fused[1], alone[1] = 0.9, 0.7  # both see liver everywhere
+    fused[1], alone[1] = 0.9, 0.7  # both see liver everywhere but at the first slice
     fused[0], alone[0] = 0.1, 0.3
+    fused[:, 0] = np.array([1.0, 0.0, 0.0])[:, None, None]  # only the reference alone calls liver here
     alone[:, 1, 2, 3] = (0.0, 0.2, 0.8)  # a tumour voxel only the reference alone calls
     fused[:, 2, 2, 2] = (0.1, 0.2, 0.7)  # and one only the fused prediction calls
     out = guarded(Prediction(fused, None, np.ones((5, *shape))), Prediction(alone, None, np.zeros((5, *shape))))
     labels = out.probabilities.argmax(0)
     assert labels[1, 2, 3] == 2 and labels[2, 2, 2] == 2 and (labels == 2).sum() == 2
+    assert (labels[0] == 0).all() and (labels[1:] > 0).all()
     assert np.allclose(out.probabilities.sum(0), 1) and (out.probabilities >= 0).all()
-    assert np.isclose(out.probabilities[1, 0, 0, 0], 0.8)  # liver: the mean of the two
     assert (out.fusion_weights == 1).all()  # the fused network's weights, shown as the attention maps

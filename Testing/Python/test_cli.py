@@ -73,7 +73,7 @@ def test_a_liver_inside_the_scan_gets_no_warning_that_it_is_cut(segmented):
 
 def test_report_is_one_self_contained_page_with_a_figure_per_lesion(segmented):
     result = json.loads((segmented / "result.json").read_text())
-    page = (segmented / "report.html").read_text()
+    page = (segmented / "report.html").read_text(encoding="utf-8")
     assert f"Malignancy probability {result['malignancy_probability']:.2f}" in page
     assert "holds a malignant lesion" in page  # what the case's probability means
     assert result["model"]["name"] in page and "not for" in page  # the intended-use warning

@@ -152,7 +152,7 @@ def test_segment_with_their_models_on_the_real_mr_keeps_the_contract(real_data, 
     summary = json.loads((out / "result.json").read_text())
     assert summary["model"]["name"] == "pyliverlesionseg" and summary["malignancy_probability"] is None
     assert all(les["malignancy_probability"] is None for les in summary["lesions"])
-    assert "holds a malignant lesion" not in (out / "report.html").read_text()  # nothing to explain
+    assert "holds a malignant lesion" not in (out / "report.html").read_text(encoding="utf-8")  # nothing to explain
     assert (out / "attention.nii.gz").is_file()
     labels = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "segmentation.nii.gz"))) > 0
     truth = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "example_seg_mr.nii.gz"))) == 5

@@ -31,7 +31,7 @@ document.body.dataset.layout = JSON.stringify({tiles, height: document.documentE
 @pytest.fixture(scope="module")
 def rendered(two_phase_result, chromium, tmp_path_factory) -> dict:
     """The two-phase case's report: the tiles' layout and a screenshot of the whole page."""
-    page = (two_phase_result / "report.html").read_text()
+    page = (two_phase_result / "report.html").read_text(encoding="utf-8")
     probe = tmp_path_factory.mktemp("report") / "probe.html"
     probe.write_text(page.replace("</body>", PROBE))
     dom = chromium("--window-size=1200,900", "--dump-dom", probe.as_uri()).stdout

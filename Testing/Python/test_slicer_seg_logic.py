@@ -301,7 +301,7 @@ def test_malignancy_logits_are_stored_hidden_and_referenced(run):
 
 def test_progress_reports_arrive_in_order(run):
     stages = [stage for _, stage in run.reports]
-    assert stages == ["align mri", "infer", "postprocess"]
+    assert stages == ["reference alone", "align mri", "infer", "postprocess"]
     fractions = [fraction for fraction, _ in run.reports]
     assert fractions == sorted(fractions)
 

@@ -567,7 +567,15 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _tolerate_ascii_terminals() -> None:
+    """Messages carry "·", "—" and "≥"; a terminal in the C locale must get "?" rather than a traceback."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
+
+
 def main(argv: list[str] | None = None) -> int:
+    _tolerate_ascii_terminals()
     args = parser().parse_args(argv)
     try:
         return args.func(args)

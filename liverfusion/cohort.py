@@ -104,7 +104,7 @@ def done_row(case_id: str, summary: dict, seconds: float | str) -> dict:
 
 def previous_row(out: Path, case_id: str) -> dict:
     """The row of a case finished by an earlier run (its time is not known)."""
-    return done_row(case_id, json.loads((out / case_id / "result.json").read_text()), "")
+    return done_row(case_id, json.loads((out / case_id / "result.json").read_text(encoding="utf-8")), "")
 
 
 def run_cohort(

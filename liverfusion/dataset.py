@@ -40,7 +40,7 @@ def case_reference(case_dir: Path) -> str:
 
 def case_info(case_dir: Path) -> dict:
     path = case_dir / "case.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
 def load_case(case_dir: Path, spacing: tuple[float, float, float], fill_mri: bool = False) -> dict[str, np.ndarray]:

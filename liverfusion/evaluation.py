@@ -190,7 +190,7 @@ def write_tables(rows: list[dict], summary: dict, out: Path) -> None:
     """`cases.csv`, `cases.json` and `summary.json` in `out`, written whole or not at all."""
     with staged_output(out) as stage:
         fields = list(rows[0]) if rows else ["case"]
-        with open(stage / "cases.csv", "w", newline="") as handle:
+        with open(stage / "cases.csv", "w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fields)
             writer.writeheader()
             writer.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)

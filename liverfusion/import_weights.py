@@ -30,7 +30,7 @@ CACHE = Path(os.environ.get("LIVERFUSION_CACHE", Path.home() / ".cache" / "liver
 
 def source_record(bundle: Path) -> dict:
     """What the bundle was converted from: the wheel and both hdf5 files with their SHA-256."""
-    return json.loads((bundle / "configs" / "metadata.json").read_text())["converted_from"]
+    return json.loads((bundle / "configs" / "metadata.json").read_text(encoding="utf-8"))["converted_from"]
 
 
 def fetch_wheel(requirement: str, expected_sha256: str, cache: Path = CACHE) -> Path:

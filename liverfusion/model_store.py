@@ -55,7 +55,7 @@ def available(kind: str = SEGMENTATION) -> list[str]:
     names = []
     for folder in sorted(MODELS_DIR.glob("*")):
         try:
-            if bundle_kind(json.loads((folder / "configs" / "metadata.json").read_text())) == kind:
+            if bundle_kind(json.loads((folder / "configs" / "metadata.json").read_text(encoding="utf-8"))) == kind:
                 names.append(folder.name)
         except (OSError, json.JSONDecodeError):
             continue
@@ -88,11 +88,11 @@ def checksum_file(path: Path) -> Path:
 
 
 def expected_sha256(path: Path) -> str | None:
-    metadata = json.loads((path / "configs" / "metadata.json").read_text())
+    metadata = json.loads((path / "configs" / "metadata.json").read_text(encoding="utf-8"))
     if "converted_from" not in metadata:
         return metadata.get("model_sha256")
     try:
-        return checksum_file(path).read_text().strip()
+        return checksum_file(path).read_text(encoding="utf-8").strip()
     except OSError:
         return None
 
@@ -110,8 +110,8 @@ def load(
     `architecture` names (the fusion network when it names none)."""
     path = resolve(name_or_dir)
     try:
-        metadata = json.loads((path / "configs" / "metadata.json").read_text())
-        config = json.loads((path / "configs" / "inference.json").read_text())
+        metadata = json.loads((path / "configs" / "metadata.json").read_text(encoding="utf-8"))
+        config = json.loads((path / "configs" / "inference.json").read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise ModelError(f"{path}: incomplete model bundle ({exc.__class__.__name__}: {exc})") from None
     if bundle_kind(metadata) != kind:
@@ -140,7 +140,7 @@ def save(path: Path, network: torch.nn.Module, config: dict, metadata: dict, car
     weights = path / "models" / "model.pt"
     torch.save({k: v.detach().cpu() for k, v in network.state_dict().items()}, weights)
     metadata = {**metadata, "model_sha256": sha256(weights)}
-    (path / "configs" / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
-    (path / "configs" / "inference.json").write_text(json.dumps(config, indent=2) + "\n")
-    (path / "docs" / "README.md").write_text(card)
+    (path / "configs" / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
+    (path / "configs" / "inference.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    (path / "docs" / "README.md").write_text(card, encoding="utf-8")
     return path

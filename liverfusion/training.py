@@ -323,7 +323,7 @@ def train(
     work.mkdir(parents=True, exist_ok=True)
     start = time.time() - state["elapsed_s"]
     bar = tqdm(total=cfg.steps, initial=state["step"], desc="train")
-    with open(work / "log.csv", "a", newline="") as log, bar:
+    with open(work / "log.csv", "a", newline="", encoding="utf-8") as log, bar:
         for batch in batches(train_cases, cfg, state["step"]):
             x, y, mal, present = (t.to(device, non_blocking=True) for t in batch)
             state["elapsed_s"] = time.time() - start

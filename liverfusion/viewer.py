@@ -52,7 +52,7 @@ def prepare(result_dir: str | Path, folder: Path) -> dict:
     result_dir = Path(result_dir)
     if not (result_dir / "result.json").is_file():
         raise LiverFusionError(f"{result_dir}: no result.json (not a finished `liverfusion segment` folder)")
-    summary = json.loads((result_dir / "result.json").read_text())
+    summary = json.loads((result_dir / "result.json").read_text(encoding="utf-8"))
     labels = read_image(result_dir / "segmentation.nii.gz", label=True)
     frame = Frame.of(labels)
     volumes = {f"image_{role}": to_bytes(frame.view(image), window(image, role))

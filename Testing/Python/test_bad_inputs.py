@@ -125,14 +125,14 @@ def d(tmp_path_factory) -> dict[str, Path]:
     f["4d"] = root / "4d.nii.gz"
     sitk.WriteImage(sitk.Image([*SIZE, 3], sitk.sitkFloat32), str(f["4d"]))
     f["text"] = root / "notes.nii.gz"
-    f["text"].write_text("not an image\n")
+    f["text"].write_text("not an image\n", encoding="utf-8")
     f["noise"] = root / "noise.nii.gz"
     f["noise"].write_bytes(np.random.default_rng(3).bytes(3000))
     f["empty_dir"] = root / "empty_dir"
     f["empty_dir"].mkdir()
     f["not_dicom"] = root / "not_dicom"
     f["not_dicom"].mkdir()
-    (f["not_dicom"] / "readme.txt").write_text("scan notes")
+    (f["not_dicom"] / "readme.txt").write_text("scan notes", encoding="utf-8")
     (f["not_dicom"] / "image.dcm").write_bytes(np.random.default_rng(4).bytes(2000))
     f["mixed"] = root / "mixed"
     _dicom_series(f["mixed"], _ct_array(5), generate_uid(), "3")
@@ -142,7 +142,7 @@ def d(tmp_path_factory) -> dict[str, Path]:
     files[4].write_bytes(files[4].read_bytes()[:-100])  # a copy that stopped 100 bytes short
     f["cut_slice"] = files[4]
     f["existing_file"] = root / "existing_file"
-    f["existing_file"].write_text("the user's own")
+    f["existing_file"].write_text("the user's own", encoding="utf-8")
     f["empty_dataset"] = root / "empty_dataset"
     f["empty_dataset"].mkdir()
     f["image_dir"] = root / "folder.nii.gz"
@@ -152,7 +152,7 @@ def d(tmp_path_factory) -> dict[str, Path]:
 
 def _csv(d: dict, name: str, text: str) -> Path:
     path = d["root"] / name
-    path.write_text(text.format(ct=d["ct"], mri=d["mri"]))
+    path.write_text(text.format(ct=d["ct"], mri=d["mri"]), encoding="utf-8")
     return path
 
 
@@ -309,12 +309,12 @@ def _one_error_line(capfd) -> str:
 @pytest.mark.parametrize("name, args, message", CASES, ids=[c[0] for c in CASES])
 def test_bad_input_is_one_error_line_exit_2_and_nothing_written(d, tmp_path, capfd, name, args, message):
     out = tmp_path / "out"
-    before = d["existing_file"].read_text()
+    before = d["existing_file"].read_text(encoding="utf-8")
     assert main(_with_out(args(d), out)) == 2
     line = _one_error_line(capfd)
     assert message(d) in line, line
     assert list(tmp_path.iterdir()) == []  # no output, no staging folder
-    assert d["existing_file"].read_text() == before  # a file given as --out is left alone
+    assert d["existing_file"].read_text(encoding="utf-8") == before  # a file given as --out is left alone
 
 
 def test_the_table_holds_more_than_40_distinct_inputs_across_the_commands(d):
@@ -372,7 +372,7 @@ def test_an_itk_warning_on_reading_is_one_line_in_the_results_not_on_the_termina
     assert main([*args, "--out", str(out)]) == 0
     assert capfd.readouterr().err == ""
     note = f"{tmp_path / 'scaled.nii'}: ITK: {tmp_path / 'scaled.nii'} has unexpected scales in sform"
-    assert note in json.loads((out / "result.json").read_text())["warnings"]
+    assert note in json.loads((out / "result.json").read_text(encoding="utf-8"))["warnings"]
 
 
 def _quick_segment(series: Path, out: Path) -> list[str]:
@@ -396,7 +396,7 @@ def test_a_series_that_a_seg_cannot_reference_gets_the_other_outputs_and_a_warni
     assert main(_quick_segment(series, out)) == 0
     captured = capfd.readouterr()
     warning = f"segmentation.dcm not written: {series}: {problem}"
-    assert warning in json.loads((out / "result.json").read_text())["warnings"]
+    assert warning in json.loads((out / "result.json").read_text(encoding="utf-8"))["warnings"]
     assert f"warning: {warning}" in captured.out and captured.err == ""
     assert (out / "segmentation.nii.gz").is_file() and not (out / "segmentation.dcm").exists()
 
@@ -414,7 +414,7 @@ def test_highdicom_warnings_are_one_line_in_the_results_not_on_the_terminal(tmp_
     assert not [w for w in shown if "highdicom" in w.filename], [str(w.message) for w in shown]
     note = ('segmentation.dcm: highdicom: The string "JANCT000" is unlikely to represent the intended person name '
             "since it contains only a single component")
-    assert note in json.loads((out / "result.json").read_text())["warnings"]
+    assert note in json.loads((out / "result.json").read_text(encoding="utf-8"))["warnings"]
     assert f"warning: {note}" in capfd.readouterr().out and (out / "segmentation.dcm").is_file()
 
 

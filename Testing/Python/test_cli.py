@@ -56,7 +56,7 @@ def test_segment_writes_every_output_of_the_contract(segmented):
         "result.json",
         "report.html",
     }
-    result = json.loads((segmented / "result.json").read_text())
+    result = json.loads((segmented / "result.json").read_text(encoding="utf-8"))
     assert result["reference"] == "ct" and result["device"] == "cpu"
     assert 0 <= result["malignancy_probability"] <= 1
     assert {"name", "version", "sha256"} == set(result["model"])
@@ -68,11 +68,11 @@ def test_segment_writes_every_output_of_the_contract(segmented):
 
 
 def test_a_liver_inside_the_scan_gets_no_warning_that_it_is_cut(segmented):
-    assert not [w for w in json.loads((segmented / "result.json").read_text())["warnings"] if "liver reaches" in w]
+    assert not [w for w in json.loads((segmented / "result.json").read_text(encoding="utf-8"))["warnings"] if "liver reaches" in w]
 
 
 def test_report_is_one_self_contained_page_with_a_figure_per_lesion(segmented):
-    result = json.loads((segmented / "result.json").read_text())
+    result = json.loads((segmented / "result.json").read_text(encoding="utf-8"))
     page = (segmented / "report.html").read_text(encoding="utf-8")
     assert f"Malignancy probability {result['malignancy_probability']:.2f}" in page
     assert "holds a malignant lesion" in page  # what the case's probability means
@@ -182,7 +182,7 @@ def test_register_focused_deformable_writes_aligned_image_label_transform_and_qu
     )
     assert done.returncode == 0, done.stderr
     assert {p.name for p in out.iterdir()} == {"aligned.nii.gz", "aligned_label.nii.gz", "transform.h5", "result.json"}
-    result = json.loads((out / "result.json").read_text())
+    result = json.loads((out / "result.json").read_text(encoding="utf-8"))
     assert result["metric_after"] < result["metric_before"]
     assert result["mode"] in ("rigid", "deformable") and (result["mode"] == "deformable" or result["warnings"])
     assert result["jacobian_range"][0] > 0
@@ -253,12 +253,12 @@ def test_nan_voxels_are_segmented_as_the_lowest_value_with_a_warning(small_ctmri
     done = run("segment", "--input", f"ct={tmp_path / 'holed.nrrd'}", "--out", str(out), "--align", "none")
     assert done.returncode == 0, done.stderr
     assert "RuntimeWarning" not in done.stderr  # nor does the report meet a NaN
-    warnings = json.loads((out / "result.json").read_text())["warnings"]
+    warnings = json.loads((out / "result.json").read_text(encoding="utf-8"))["warnings"]
     assert [w for w in warnings if "holed.nrrd: ct:" in w and "not numbers (NaN or infinite)" in w]
     plain = tmp_path / "plain"
     done = run("segment", "--input", f"ct={small_ctmri / 'ct.nii.gz'}", "--out", str(plain), "--align", "none")
     assert done.returncode == 0, done.stderr
-    liver = [json.loads((d / "result.json").read_text())["liver_volume_ml"] for d in (out, plain)]
+    liver = [json.loads((d / "result.json").read_text(encoding="utf-8"))["liver_volume_ml"] for d in (out, plain)]
     assert abs(liver[0] - liver[1]) < 0.01 * liver[1]  # the band was air: the same liver as without it
 
 
@@ -286,12 +286,12 @@ def test_evaluate_a_dataset_writes_per_case_and_summary_tables(small_ctmri, tmp_
     out = tmp_path / "eval"
     args = ["evaluate", "--dataset", str(small_ctmri.parent), "--out", str(out), "--align", "rigid"]
     assert main([*args, "--device", "cpu"]) == 0
-    summary = json.loads((out / "summary.json").read_text())
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["cases"] == 1 and summary["liver_dice"] > 0.5
     assert summary["liver_dice_ci95"] == [round(summary["liver_dice"], 4)] * 2  # one case: nothing to resample
-    lines = (out / "cases.csv").read_text().splitlines()
+    lines = (out / "cases.csv").read_text(encoding="utf-8").splitlines()
     assert len(lines) == 2 and lines[0].startswith("case,roles,liver_dice") and ",ct+mri," in lines[1]
-    (row,) = json.loads((out / "cases.json").read_text())
+    (row,) = json.loads((out / "cases.json").read_text(encoding="utf-8"))
     assert row["case"] == "case" and 0 <= row["lesions_found"] <= row["lesions_true"]
     assert "cases.csv" in capsys.readouterr().out
 

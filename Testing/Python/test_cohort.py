@@ -18,12 +18,12 @@ def _csv(tmp_path, small_ctmri, small_multiphase):
         "broken,missing.nii.gz,,,,,\n"
         f"phases,,,{small_multiphase / 'nc.nii.gz'},{small_multiphase / 'arterial.nii.gz'},"
         f"{small_multiphase / 'portal.nii.gz'},{small_multiphase / 'delayed.nii.gz'}\n"
-    )
+    , encoding="utf-8")
     return path
 
 
 def _summary(out):
-    with open(out / "summary.csv", newline="") as f:
+    with open(out / "summary.csv", newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
 
 
@@ -33,13 +33,13 @@ def _digest(path):
 
 def test_bad_csvs_are_one_line_errors_naming_the_file_and_line(tmp_path):
     bad = tmp_path / "bad.csv"
-    bad.write_text("id,ct\na,x.nii.gz\n")
+    bad.write_text("id,ct\na,x.nii.gz\n", encoding="utf-8")
     with pytest.raises(LiverFusionError, match="bad.csv: expected a header with case_id"):
         read_cases(bad)
-    bad.write_text("case_id,liver\na,x.nii.gz\n")
+    bad.write_text("case_id,liver\na,x.nii.gz\n", encoding="utf-8")
     with pytest.raises(LiverFusionError, match="bad.csv: line 2: liver: unknown image role"):
         read_cases(bad)
-    bad.write_text("case_id,ct\na,x.nii.gz\na,y.nii.gz\n")
+    bad.write_text("case_id,ct\na,x.nii.gz\na,y.nii.gz\n", encoding="utf-8")
     with pytest.raises(LiverFusionError, match="line 3: case_id missing, repeated"):
         read_cases(bad)
 

@@ -98,7 +98,7 @@ def test_dcmqi_ct_and_its_seg_import_to_a_case_with_the_reference_liver(real_dat
     np.testing.assert_allclose(label.GetOrigin(), reference.GetOrigin(), atol=1e-3)
     ct = sitk.ReadImage(str(case / "ct.nii.gz"))
     assert ct.GetPixelID() == sitk.sitkInt16 and label.GetPixelID() == sitk.sitkUInt8
-    info = json.loads((case / "case.json").read_text())
+    info = json.loads((case / "case.json").read_text(encoding="utf-8"))
     assert info["labelled"] == "ct" and info["diagnosis"] == "none" and info["malignant"] is None
     assert info["provenance"]["labels"]["segments"][0]["taken_as"] == "liver"  # by dcmqi's code T-62000 'Liver'
     assert info["provenance"]["series"]["ct"]["files"] == ["03.dcm", "02.dcm", "01.dcm"]  # along the slice normal
@@ -124,7 +124,7 @@ def test_two_phase_study_with_a_highdicom_seg_imports_roles_labels_and_geometry(
     label = _array(case / "label_arterial.nii.gz")
     np.testing.assert_array_equal(label, sitk.GetArrayFromImage(tace["label"]))
     assert set(np.unique(label)) == {0, 1, 2}
-    info = json.loads((case / "case.json").read_text())
+    info = json.loads((case / "case.json").read_text(encoding="utf-8"))
     assert (info["labelled"], info["diagnosis"], info["malignant"]) == ("arterial", "HCC", True)
     assert info["source"] == "HCC-TACE-Seg 2022, cropped" and info["phases"]["delayed"] == "'EQP' (series 6)"
     series = info["provenance"]["series"]
@@ -159,7 +159,7 @@ def test_silent_descriptions_take_roles_from_time_with_a_warning_and_role_overri
     rc, out, err, case = _import(tmp_path, capsys, "--dicom", str(root / "silent"), "--role", "6=delayed",
                                  "--role", "4=arterial", *seg)
     assert rc == 0, err
-    info = json.loads((case / "case.json").read_text())
+    info = json.loads((case / "case.json").read_text(encoding="utf-8"))
     assert sorted(info["phases"]) == ["arterial", "delayed"] and not (case / "portal.nii.gz").exists()
     assert info["provenance"]["series"]["delayed"]["role_from"] == "--role 6=delayed"
 

@@ -40,7 +40,7 @@ def test_reads_a_real_dicom_series(real_data):
     "make, message",
     [
         (lambda p: None, "no such file"),
-        (lambda p: p.write_text("not an image"), "not a readable image"),
+        (lambda p: p.write_text("not an image", encoding="utf-8"), "not a readable image"),
         (lambda p: sitk.WriteImage(sitk.Image(5, 5, sitk.sitkFloat32), str(p)), "3-D"),
         (lambda p: sitk.WriteImage(sitk.Image([4, 4, 4, 3], sitk.sitkFloat32), str(p)), "3-D"),
     ],
@@ -133,12 +133,12 @@ def test_a_rerun_replaces_the_earlier_runs_outputs_and_leaves_other_files(tmp_pa
     with staged_output(out, replaces=("aligned_*.nii.gz", "result.json")) as stage:
         for name in ("aligned_mri.nii.gz", "aligned_arterial.nii.gz", "result.json"):
             write_text(name, stage / name)
-    (out / "notes.txt").write_text("the user's own")
+    (out / "notes.txt").write_text("the user's own", encoding="utf-8")
     with staged_output(out, replaces=("aligned_*.nii.gz", "result.json")) as stage:
         write_text("second run", stage / "aligned_arterial.nii.gz")
         write_text("{}", stage / "result.json")
     assert sorted(p.name for p in out.iterdir()) == ["aligned_arterial.nii.gz", "notes.txt", "result.json"]
-    assert (out / "aligned_arterial.nii.gz").read_text() == "second run"
+    assert (out / "aligned_arterial.nii.gz").read_text(encoding="utf-8") == "second run"
 
 
 def test_outputs_get_the_permissions_of_any_new_file(tmp_path):

@@ -90,7 +90,7 @@ def test_missing_weights_say_how_to_get_them(tmp_path):
     shutil.copytree(BUNDLE / "configs", copy / "configs")
     with pytest.raises(ModelError, match="import-weights"):
         model_store.load(copy)
-    assert json.loads((copy / "configs" / "metadata.json").read_text())["converted_from"]["wheel_sha256"]
+    assert json.loads((copy / "configs" / "metadata.json").read_text(encoding="utf-8"))["converted_from"]["wheel_sha256"]
 
 
 @pytest.mark.slow
@@ -132,7 +132,7 @@ def test_train_with_their_encoder_gives_a_bundle_that_segments(small_ctmri, smal
             "--steps", "2", "--batch-size", "1", "--val-every", "100", "--encoder", "kuleuven",
             "--pretrained", "pyliverlesionseg", "--device", "cpu"]
     assert main(args) == 0
-    assert json.loads((bundle / "configs" / "inference.json").read_text())["roi_size"] == [81, 81, 81]
+    assert json.loads((bundle / "configs" / "inference.json").read_text(encoding="utf-8"))["roi_size"] == [81, 81, 81]
     out = tmp_path / "result"
     inputs = ["--input", f"ct={small_ctmri / 'ct.nii.gz'}", "--input", f"mri={small_ctmri / 'mri.nii.gz'}"]
     assert main(["segment", *inputs, "--out", str(out), "--model", str(bundle), "--align", "none"]) == 0
@@ -149,7 +149,7 @@ def test_segment_with_their_models_on_the_real_mr_keeps_the_contract(real_data, 
     mri = ["--input", f"mri={folder / 'example_mr_sm.nii.gz'}", "--out", str(out), "--device", "cpu"]
     assert main(["segment", *mri, "--model", "pyliverlesionseg"]) == 0
     assert "malignancy probability: not rated" in capsys.readouterr().out
-    summary = json.loads((out / "result.json").read_text())
+    summary = json.loads((out / "result.json").read_text(encoding="utf-8"))
     assert summary["model"]["name"] == "pyliverlesionseg" and summary["malignancy_probability"] is None
     assert all(les["malignancy_probability"] is None for les in summary["lesions"])
     assert "holds a malignant lesion" not in (out / "report.html").read_text(encoding="utf-8")  # nothing to explain
@@ -165,7 +165,7 @@ def test_synthetic_tumour_goes_into_the_liver_their_network_finds(real_data, tmp
     out = tmp_path / "synth"
     ct = folder / "example_ct_sm.nii.gz"
     assert main(["synth-tumor", "--input", f"nc={ct}", "--out", str(out), "--seed", "3", "--diameter-mm", "20"]) == 0
-    info = json.loads((out / "case.json").read_text())
+    info = json.loads((out / "case.json").read_text(encoding="utf-8"))
     assert info["liver"].startswith("pyliverlesionseg")
     liver = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "liver.nii.gz"))) > 0
     lesion = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "label.nii.gz"))) == 2

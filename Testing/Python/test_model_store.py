@@ -42,7 +42,7 @@ def test_missing_parts_and_unknown_names_are_model_errors(bundle):
 
 def test_the_shipped_model_is_a_verified_bundle_with_a_card():
     path = model_store.resolve(None)
-    meta = json.loads((path / "configs" / "metadata.json").read_text())
+    meta = json.loads((path / "configs" / "metadata.json").read_text(encoding="utf-8"))
     assert {"name", "version", "intended_use", "model_sha256", "training_data"} <= set(meta)
-    assert "synthetic" in (path / "docs" / "README.md").read_text().lower()
+    assert "synthetic" in (path / "docs" / "README.md").read_text(encoding="utf-8").lower()
     assert model_store.load(None).sha256 == meta["model_sha256"]

@@ -12,7 +12,7 @@ from liverfusion.registration import resample_to
 def test_ctmri_case_layout_and_truth(small_ctmri):
     names = {p.name for p in small_ctmri.iterdir()}
     assert {"ct.nii.gz", "mri.nii.gz", "label_ct.nii.gz", "label_mri.nii.gz", "case.json"} <= names
-    info = json.loads((small_ctmri / "case.json").read_text())
+    info = json.loads((small_ctmri / "case.json").read_text(encoding="utf-8"))
     assert info["reference"] == "ct"
     assert info["malignant"] == any(les["malignant"] for les in info["lesions"])
     ct, mri = read_image(small_ctmri / "ct.nii.gz"), read_image(small_ctmri / "mri.nii.gz")

@@ -127,7 +127,7 @@ def test_a_real_export_is_scored_on_its_labelled_phase(small_multiphase, tmp_pat
     for role in ("arterial", "delayed"):
         (case / f"{role}.nii.gz").symlink_to(small_multiphase / f"{role}.nii.gz")
     (case / "label_delayed.nii.gz").symlink_to(small_multiphase / "label_portal.nii.gz")
-    (case / "case.json").write_text(json.dumps({"labelled": "delayed", "malignant": None}))
+    (case / "case.json").write_text(json.dumps({"labelled": "delayed", "malignant": None}), encoding="utf-8")
     assert case_reference(case) == "delayed"
     row = evaluate_case(case, None, "none", "cpu")
     assert row["liver_dice"] > 0.8 and row["malignant"] is False

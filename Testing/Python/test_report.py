@@ -33,14 +33,14 @@ def rendered(two_phase_result, chromium, tmp_path_factory) -> dict:
     """The two-phase case's report: the tiles' layout and a screenshot of the whole page."""
     page = (two_phase_result / "report.html").read_text(encoding="utf-8")
     probe = tmp_path_factory.mktemp("report") / "probe.html"
-    probe.write_text(page.replace("</body>", PROBE))
+    probe.write_text(page.replace("</body>", PROBE), encoding="utf-8")
     dom = chromium("--window-size=1200,900", "--dump-dom", probe.as_uri()).stdout
     layout = json.loads(html.unescape(re.search(r'data-layout="([^"]*)"', dom).group(1)))
     shot = probe.parent / "shot.png"
     page_uri = (two_phase_result / "report.html").as_uri()
     chromium(f"--window-size={WIDTH},{layout['height']}", f"--screenshot={shot}", page_uri)
     pixels = sitk.GetArrayFromImage(sitk.ReadImage(str(shot)))[..., :3].astype(int)
-    result = json.loads((two_phase_result / "result.json").read_text())
+    result = json.loads((two_phase_result / "result.json").read_text(encoding="utf-8"))
     return {"page": page, "tiles": layout["tiles"], "pixels": pixels, "result": result}
 
 

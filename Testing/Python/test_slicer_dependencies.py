@@ -23,7 +23,7 @@ def test_missing_torch_goes_through_the_pytorch_extension_first():
 
 
 def test_pinned_versions_match_the_constraints_the_tests_ran_with():
-    constraints = (Path(__file__).resolve().parents[2] / "constraints.txt").read_text().lower().split()
+    constraints = (Path(__file__).resolve().parents[2] / "constraints.txt").read_text(encoding="utf-8").lower().split()
     pins = dict(line.split("==") for line in constraints if "==" in line)
     for requirement in dependencies.PIP_PACKAGES.values():
         if "==" in requirement:

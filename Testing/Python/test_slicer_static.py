@@ -20,7 +20,7 @@ GUI_ONLY_IMPORTS = ("qt", "ctk", "slicer.ScriptedLoadableModule", "slicer.parame
 
 
 def module_tree(name: str) -> ast.Module:
-    return ast.parse((ROOT / name / f"{name}.py").read_text(), filename=f"{name}.py")
+    return ast.parse((ROOT / name / f"{name}.py").read_text(encoding="utf-8"), filename=f"{name}.py")
 
 
 def ui_root(name: str) -> ET.Element:
@@ -62,7 +62,7 @@ def bound_widgets(root: ET.Element) -> dict[str, ET.Element]:
 
 def cmake_files(name: str) -> set[str]:
     """Files listed in MODULE_PYTHON_SCRIPTS and MODULE_PYTHON_RESOURCES, ${MODULE_NAME} expanded."""
-    text = (ROOT / name / "CMakeLists.txt").read_text()
+    text = (ROOT / name / "CMakeLists.txt").read_text(encoding="utf-8")
     listed = set()
     for block in re.findall(r"set\(MODULE_PYTHON_(?:SCRIPTS|RESOURCES)\s+(.*?)\)", text, re.S):
         listed |= {item.replace("${MODULE_NAME}", name) for item in block.split()}
@@ -141,7 +141,7 @@ def test_cmake_lists_every_file_of_the_module_and_nothing_else(name):
     on_disk = {str(p.relative_to(folder)) for suffix in ("*.py", "*.ui", "*.png") for p in folder.rglob(suffix)
                if "__pycache__" not in p.parts}
     assert cmake_files(name) == on_disk
-    text = (folder / "CMakeLists.txt").read_text()
+    text = (folder / "CMakeLists.txt").read_text(encoding="utf-8")
     assert f"set(MODULE_NAME {name})" in text
     assert "slicer_add_python_unittest(SCRIPT ${MODULE_NAME}.py)" in text
     assert "slicerMacroBuildScriptedModule(" in text
@@ -151,7 +151,7 @@ def test_cmake_lists_every_file_of_the_module_and_nothing_else(name):
 def test_qt_free_code_imports_nothing_only_slicer_s_gui_provides(name):
     folder = ROOT / name
     for path in [*(folder / f"{name}Lib").glob("*.py"), *(folder / "Resources").rglob("*.py")]:
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             modules = ([a.name for a in node.names] if isinstance(node, ast.Import)
                        else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             for module in modules:
@@ -167,7 +167,7 @@ def test_icon_is_a_128_pixel_png(name):
 def slicer_names_used(path: Path) -> set[str]:
     """The longest `slicer.a.b...` (and `PyTorchUtils.a.b`) attribute chains in a file."""
     names = set()
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
         chain, value = [], node
         while isinstance(value, ast.Attribute):
             chain.append(value.attr)
@@ -179,7 +179,7 @@ def slicer_names_used(path: Path) -> set[str]:
 
 def checked_slicer_names() -> set[str]:
     """Testing/slicer_api_names.txt: each name with where Slicer's (or SlicerPyTorch's) source defines it."""
-    lines = (ROOT / "Testing" / "slicer_api_names.txt").read_text().splitlines()
+    lines = (ROOT / "Testing" / "slicer_api_names.txt").read_text(encoding="utf-8").splitlines()
     return {line.split()[0] for line in lines if line.strip() and not line.startswith("#")}
 
 

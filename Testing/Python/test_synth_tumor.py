@@ -99,7 +99,7 @@ def test_command_writes_a_training_case_and_leaves_the_inputs_alone(real_data, t
     assert done.returncode == 0, done.stderr
     assert digest(ct) == before
     assert {p.name for p in (tmp_path / "out").iterdir()} == {"nc.nii.gz", "label.nii.gz", "case.json"}
-    info = json.loads((tmp_path / "out" / "case.json").read_text())
+    info = json.loads((tmp_path / "out" / "case.json").read_text(encoding="utf-8"))
     assert info["malignant"] is True and info["synthetic_lesion"]["type"] == "metastasis"
     assert info["warnings"] == [] and "warning" not in done.stdout  # a CT in Hounsfield units
     case = load_case(tmp_path / "out", (3.0, 3.0, 3.0))  # the trainer reads it like a phantom case

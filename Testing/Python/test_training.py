@@ -143,9 +143,9 @@ def test_train_with_lesion_crops_and_lr_writes_a_bundle_that_says_so(small_ctmri
     data = ["--data", str(small_ctmri.parent), str(small_multiphase.parent), "--val", str(small_multiphase)]
     args = ["train", *data, "--out", str(bundle)]
     assert main([*args, "--steps", "2", "--batch-size", "2", "--lesion-crops", "--lr", "3e-4", "--device", "cpu"]) == 0
-    train = json.loads((bundle / "configs" / "inference.json").read_text())["train"]
+    train = json.loads((bundle / "configs" / "inference.json").read_text(encoding="utf-8"))["train"]
     assert train["lesion_crops"] is True and train["lr"] == 3e-4 and train["spatial_augment"] is True
-    card = (bundle / "docs" / "README.md").read_text()
+    card = (bundle / "docs" / "README.md").read_text(encoding="utf-8")
     assert "each lesion gets an equal share" in card and "AdamW lr 0.0003 " in card and "elastic deformation" in card
 
 

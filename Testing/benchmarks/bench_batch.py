@@ -31,7 +31,7 @@ def main() -> None:
                           [True] * args.cases))
         table = root / "cases.csv"
         table.write_text("case_id,ct,mri\n" + "".join(f"{f.name},{f / 'ct.nii.gz'},{f / 'mri.nii.gz'}\n"
-                                                       for f in folders))
+                                                       for f in folders), encoding="utf-8")
         cores = os.cpu_count() or 1
         for label, workers, threads in (("serial", 1, 0), ("2 workers", 2, max(1, cores // 2))):
             start = time.perf_counter()

@@ -158,7 +158,7 @@ def main() -> None:
     p.add_argument("--from-json", nargs="+", default=None, help="rate saved rows again, pooled; nothing runs")
     args = p.parse_args()
     if args.from_json:
-        rows = [row for file in args.from_json for row in json.loads(Path(file).read_text())]
+        rows = [row for file in args.from_json for row in json.loads(Path(file).read_text(encoding="utf-8"))]
     else:
         device = pick_device(args.device)
         bundle = model_store.load(args.model, device)
@@ -168,7 +168,7 @@ def main() -> None:
                 rows.append(case_row(protocol, case, bundle, device))
                 print(json.dumps(rows[-1]), flush=True)
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
+        Path(args.json).write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
     report(rows)
 
 

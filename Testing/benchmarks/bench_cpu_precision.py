@@ -26,7 +26,7 @@ VARIANTS = {"float32": (False, False), "bfloat16": (True, False), "channels-last
 
 
 def cpu_flags() -> list[str]:
-    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    text = Path("/proc/cpuinfo").read_text(encoding="utf-8") if Path("/proc/cpuinfo").is_file() else ""
     flags = next((line.split(":")[1].split() for line in text.splitlines() if line.startswith("flags")), [])
     return sorted(f for f in flags if f.startswith(("avx512", "amx")) or f == "avx2")
 
@@ -100,7 +100,7 @@ def main() -> None:
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     setup = {"patch": args.patch, "batch": args.batch, "rounds": args.rounds, "cpu_flags": cpu_flags()}
-    out.write_text(json.dumps({"setup": setup, "variants": rows}, indent=2) + "\n")
+    out.write_text(json.dumps({"setup": setup, "variants": rows}, indent=2) + "\n", encoding="utf-8")
     print(f"written {out}")
 
 

@@ -55,7 +55,7 @@ def main() -> None:
         subprocess.run(command, check=True, capture_output=True)
         seconds = time.perf_counter() - t
         peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1e6
-        timings = json.loads((Path(tmp) / "out" / "result.json").read_text())["timings_s"]
+        timings = json.loads((Path(tmp) / "out" / "result.json").read_text(encoding="utf-8"))["timings_s"]
     voxels = int(np.prod(size)) / 1e6
     print(f"CT {size[0]}x{size[1]}x{size[2]} ({voxels:.0f} M voxels), {args.device}: {seconds:.1f} s in all, "
           f"peak RSS {peak_gb:.2f} GB; stages (s): {timings}")

@@ -178,7 +178,7 @@ def main() -> None:
         print(f"{protocol:>10} {name}: {cells} ({s['cases']} cases)")
     print_detection(lesions, variants)
     if args.json:
-        Path(args.json).write_text(json.dumps(lesions, indent=1) + "\n")
+        Path(args.json).write_text(json.dumps(lesions, indent=1) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

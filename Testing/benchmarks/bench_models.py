@@ -156,7 +156,7 @@ def pooled_rows(files: list[str]) -> dict[tuple[str, str], list[dict]]:
     rows: dict[tuple[str, str], list[dict]] = {}
     for file in files:
         try:
-            saved = json.loads(Path(file).read_text())
+            saved = json.loads(Path(file).read_text(encoding="utf-8"))
         except (OSError, ValueError) as error:
             raise SystemExit(f"{file}: not a bench_models --json file ({error})") from None
         if rows and set(saved) != {"/".join(key) for key in rows}:
@@ -198,7 +198,7 @@ def main() -> None:
     print_table(rows)
     print_comparisons(rows, against)
     if args.json:
-        Path(args.json).write_text(json.dumps({f"{p}/{n}": r for (p, n), r in rows.items()}, indent=2) + "\n")
+        Path(args.json).write_text(json.dumps({f"{p}/{n}": r for (p, n), r in rows.items()}, indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

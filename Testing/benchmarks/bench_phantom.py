@@ -88,7 +88,7 @@ def main() -> None:
             best = int(np.argmax([max((les["diameter_mm"] for les in i["lesions"]), default=0) for i in infos]))
             path = OUTPUT / f"montage_{protocol}.png"
             montage(Path(tmp) / f"{protocol}_{best}", PROTOCOLS[protocol], path)  # the case with the largest lesion
-            (OUTPUT / f"montage_{protocol}.json").write_text(json.dumps(infos[best], indent=2))
+            (OUTPUT / f"montage_{protocol}.json").write_text(json.dumps(infos[best], indent=2), encoding="utf-8")
             print(f"{protocol}: {np.mean(seconds):.1f} s per case (one core), montage {path}")
 
 

@@ -93,7 +93,7 @@ def main() -> None:
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     setup = {"folds": args.folds, "model": args.model, "peer": args.peer, "align": args.align}
-    out.write_text(json.dumps({"setup": setup, "summary": summary, "rows": rows}, indent=2) + "\n")
+    out.write_text(json.dumps({"setup": setup, "summary": summary, "rows": rows}, indent=2) + "\n", encoding="utf-8")
     print(f"written {out}")
 
 

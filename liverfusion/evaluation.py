@@ -1,5 +1,5 @@
 """Held-out evaluation of a model on case folders with ground truth (`liverfusion evaluate --dataset`): the
-figures in the model card, the README and the benchmarks.
+figures in the model card, `docs/results.md` and the benchmarks.
 
 Runs the whole pipeline (alignment included) on each case, as a user would, and scores liver and tumour
 against the reference label (LiTS's overlap and distance metrics), lesions by detection, and the case's

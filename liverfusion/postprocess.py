@@ -139,9 +139,10 @@ def case_probability(
     P(malignant | tumour), the lesion's mean tumour probability times its malignancy probability.
 
     Why the product: a speck the network barely called tumour gets as extreme a malignancy rating as a lesion
-    it is sure of, and rated benign cases malignant by itself (held-out phantoms, README). Without lesions, the
-    same product voxel by voxel, which stays below 0.5 wherever the network did not call a tumour. `lesion_map`
-    (lesion k where its value is k) and `tumor_prob` share one grid. None without logits.
+    it is sure of, and rated benign cases malignant by itself (held-out phantoms,
+    docs/experiments/2026-12-07-case-probability-rule.md). Without lesions, the same product voxel by voxel, which
+    stays below 0.5 wherever the network did not call a tumour. `lesion_map` (lesion k where its value is k) and
+    `tumor_prob` share one grid. None without logits.
     """
     if logits is None:
         return None

@@ -172,7 +172,7 @@ Augmentation: {SPATIAL_TEXT if cfg.spatial_augment else ""}intensity scale/shift
 (misregistration), modality dropout.
 
 ## Metrics
-{_validation_text(best)} Held-out figures: see the README and `Testing/benchmarks/`.
+{_validation_text(best)} Held-out figures: see `docs/results.md` and `Testing/benchmarks/`.
 
 ## Limits
 {_data_limits(meta["training_data"].get("real_cases"))} Not a medical device.

@@ -53,7 +53,8 @@ def chromium() -> Callable[..., subprocess.CompletedProcess]:
 
     def run(*args: str) -> subprocess.CompletedProcess:
         common = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
-        return subprocess.run([exe, *common, *args], capture_output=True, encoding="utf-8", errors="replace", timeout=120)
+        return subprocess.run([exe, *common, *args], capture_output=True, encoding="utf-8", errors="replace",
+                              timeout=120)
 
     return run
 

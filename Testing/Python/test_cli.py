@@ -68,7 +68,8 @@ def test_segment_writes_every_output_of_the_contract(segmented):
 
 
 def test_a_liver_inside_the_scan_gets_no_warning_that_it_is_cut(segmented):
-    assert not [w for w in json.loads((segmented / "result.json").read_text(encoding="utf-8"))["warnings"] if "liver reaches" in w]
+    warnings = json.loads((segmented / "result.json").read_text(encoding="utf-8"))["warnings"]
+    assert not [w for w in warnings if "liver reaches" in w]
 
 
 def test_report_is_one_self_contained_page_with_a_figure_per_lesion(segmented):

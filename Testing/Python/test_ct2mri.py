@@ -108,7 +108,8 @@ def test_a_few_training_steps_write_a_bundle_of_the_translator_kind(tmp_path):
     assert log["steps"] == 2 and np.isfinite([log["cycle"], log["structure"], log["shape"]]).all()
     out = save_translator(tmp_path / "t", g, cfg, log, "0.0.1", "two phantoms")
     bundle = load_translator(str(out))
-    assert bundle.version == "0.0.1" and "MIND structure term" in (out / "docs" / "README.md").read_text(encoding="utf-8")
+    card = (out / "docs" / "README.md").read_text(encoding="utf-8")
+    assert bundle.version == "0.0.1" and "MIND structure term" in card
     with pytest.raises(ModelError, match="translator model, not a segmentation model"):
         model_store.load(out)
 

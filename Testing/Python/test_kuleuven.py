@@ -90,7 +90,8 @@ def test_missing_weights_say_how_to_get_them(tmp_path):
     shutil.copytree(BUNDLE / "configs", copy / "configs")
     with pytest.raises(ModelError, match="import-weights"):
         model_store.load(copy)
-    assert json.loads((copy / "configs" / "metadata.json").read_text(encoding="utf-8"))["converted_from"]["wheel_sha256"]
+    metadata = json.loads((copy / "configs" / "metadata.json").read_text(encoding="utf-8"))
+    assert metadata["converted_from"]["wheel_sha256"]
 
 
 @pytest.mark.slow

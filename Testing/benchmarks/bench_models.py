@@ -198,7 +198,8 @@ def main() -> None:
     print_table(rows)
     print_comparisons(rows, against)
     if args.json:
-        Path(args.json).write_text(json.dumps({f"{p}/{n}": r for (p, n), r in rows.items()}, indent=2) + "\n", encoding="utf-8")
+        table = {f"{p}/{n}": r for (p, n), r in rows.items()}
+        Path(args.json).write_text(json.dumps(table, indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

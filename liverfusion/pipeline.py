@@ -386,7 +386,7 @@ def _postprocess(pred, grid, images, reference, regs) -> dict:
     labels = sitk.GetImageFromArray(_argmax_labels(liver_prob, tumor_prob))
     del liver_prob  # a whole-body CT's box holds hundreds of megabytes per map
     labels.CopyInformation(box)
-    labels = postprocess.clean_labels(labels)
+    labels = postprocess.clean_labels(postprocess.drop_lesions_outside_liver(labels))
     logits = None if pred.malignancy_logits is None else _on_reference(pred.malignancy_logits, grid, box)
     lesions, lesion_map = postprocess.find_lesions(labels, logits)
     labels = postprocess.drop_small_lesions(labels, lesion_map)

@@ -2,11 +2,12 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from liverfusion.constants import LIVER, TUMOR
+from liverfusion.constants import BACKGROUND, LIVER, TUMOR
 from liverfusion.postprocess import (
     case_probability,
     clean_labels,
     cut_liver_notes,
+    drop_lesions_outside_liver,
     find_lesions,
 )
 
@@ -70,3 +71,19 @@ def test_a_liver_cut_by_the_edge_of_the_scan_is_named_with_the_edges_it_reaches(
     (note,) = cut_liver_notes(sitk.GetImageFromArray(labels), 1234.4)
     assert note.startswith("the liver reaches the first slice and the side of the slices of the reference image")
     assert "(1234 ml)" in note and "last slice" not in note
+
+
+def test_a_lesion_mostly_outside_the_liver_is_dropped_and_one_inside_kept():
+    """The network's "tumour" in a food-filled stomach or in the heart touches the liver but is mostly surrounded by
+    other tissue; a lesion of the liver is mostly surrounded by liver, even at its edge."""
+    array = np.zeros((40, 60, 60), np.uint8)
+    array[5:35, 5:40, 5:55] = LIVER
+    array[15:25, 15:25, 15:25] = TUMOR  # inside
+    array[15:25, 20:30, 45:59] = TUMOR  # at the edge, most of it in the liver (an exophytic lesion)
+    array[12:28, 40:56, 20:36] = TUMOR  # against the liver's surface, outside it (the stomach)
+    labels = sitk.GetImageFromArray(array)
+    labels.SetSpacing((1.5, 1.5, 3.0))
+    out = sitk.GetArrayFromImage(drop_lesions_outside_liver(labels))
+    assert (out[15:25, 15:25, 15:25] == TUMOR).all() and (out[15:25, 20:30, 45:55] == TUMOR).all()
+    assert (out[12:28, 41:56, 20:36] == BACKGROUND).all()
+    assert (out[array == LIVER] == LIVER).all()

@@ -1,8 +1,9 @@
 """LiverFusionSeg's Logic against real MRML (slicer-core): geometry, role detection, outputs, Re-classify.
 
-Inference uses a tiny random-weight model bundle written to a temporary folder: these tests check what
-the Logic does with the core's results (nodes, geometry, tables, untouched inputs), not segmentation
-quality, and a tiny network keeps each run to seconds on a busy CPU.
+The main run uses the shipped default model, so that its lesions are real ones that post-processing keeps (a
+random network's "lesions" sit anywhere, and the rule that drops tumour outside the liver rightly drops them). The
+cancel and translation tests use a tiny random-weight bundle written to a temporary folder: they check what the
+Logic does with the core's results (nodes, geometry, untouched inputs), and a tiny network keeps each to seconds.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def new_scene_with_case(case: Path):
 
 
 @pytest.fixture(scope="module")
-def run(case, model):
+def run(case):
     """One run, split into the three steps the widget uses, keeping the core's result to compare with.
 
     Alignment "none" still yields an aligned copy and a transform for the MRI (identity), and keeps this
@@ -100,7 +101,7 @@ def run(case, model):
     seg = logic.SegLogic(scene)
     reports = []
     images = seg.readInputs(volumes)
-    result = seg.compute(images, "none", "cpu", model, lambda f, s: reports.append((f, s)))
+    result = seg.compute(images, "none", "cpu", model_store.DEFAULT_MODEL, lambda f, s: reports.append((f, s)))
     outputs = seg.publish(result, volumes)
     return SimpleNamespace(scene=scene, volumes=volumes, logic=seg, result=result, outputs=outputs,
                            before=before, reports=reports)
@@ -295,7 +296,7 @@ def test_malignancy_logits_are_stored_hidden_and_referenced(run):
     segmentation = run.outputs["segmentation"]
     assert segmentation.GetNodeReference(logic.LOGITS_ROLE) is logits
     assert segmentation.GetNodeReference(logic.TABLE_ROLE) is run.outputs["lesionTable"]
-    assert run.outputs["summary"]["model"]["name"] == "tiny"
+    assert run.outputs["summary"]["model"]["name"] == model_store.DEFAULT_MODEL
     assert run.outputs["summary"]["inputs"] == {"ct": "ct", "mri": "mri"}
 
 
@@ -539,8 +540,8 @@ def test_batch_script_writes_slicer_readable_outputs(case, model, tmp_path):
     segments = slicerio.read_segmentation(str(out / "segmentation.seg.nrrd"), skip_voxels=True)["segments"]
     assert [(s["name"], s["terminology"]["type"][1]) for s in segments] == [("Liver", "10200004"),
                                                                             ("Tumor", "108369006")]
-    summary = json.loads((out / "result.json").read_text())
-    rows = (out / "lesions.tsv").read_text().splitlines()
+    summary = json.loads((out / "result.json").read_text(encoding="utf-8"))
+    rows = (out / "lesions.tsv").read_text(encoding="utf-8").splitlines()
     assert len(rows) - 1 == len(summary["lesions"])  # a header line, then one line per lesion
     assert summary["inputs"]["ct"] == str((case / "ct.nii.gz").resolve())
 
@@ -562,7 +563,8 @@ def load_mrb(path, folder):
 @pytest.mark.slow
 def test_batch_cohort_skips_finished_cases_and_goes_on_after_a_failure(case, model, tmp_path):
     cases = tmp_path / "cases.csv"
-    cases.write_text(f"case_id,ct,mri\ngood,{case / 'ct.nii.gz'},{case / 'mri.nii.gz'}\nbroken,missing.nii.gz,\n")
+    cases.write_text(f"case_id,ct,mri\ngood,{case / 'ct.nii.gz'},{case / 'mri.nii.gz'}\nbroken,missing.nii.gz,\n",
+                     encoding="utf-8")
     command = [sys.executable, str(BATCH), "--cases", str(cases), "--out", str(tmp_path / "out"), "--align", "none",
                "--device", "cpu", "--model", model]
     first = subprocess.run(command, capture_output=True, text=True, timeout=300)

@@ -350,7 +350,7 @@ class LiverFusionSegTest(ScriptedLoadableModuleTest):
         self.test_SegmentPhantom()
 
     def test_SegmentPhantom(self):
-        from liverfusion.phantom import make_case
+        from liverfusion.synthesis.phantom import make_case
 
         self.delayDisplay("Generating a small CT + MRI phantom")
         folder = Path(slicer.app.temporaryPath) / "LiverFusionSegTest"

@@ -26,9 +26,9 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-from liverfusion.anatomy import BENIGN_TYPES, MALIGNANT_TYPES
 from liverfusion.constants import CT_ROLES, ROLES
 from liverfusion.errors import Cancelled
+from liverfusion.synthesis.anatomy import BENIGN_TYPES, MALIGNANT_TYPES
 
 
 class LiverFusionSynth(ScriptedLoadableModule):

@@ -5,7 +5,7 @@
 data=("$work/ctmri" "$work/multiphase" "$work/real")
 python3 -c "
 import sys; from pathlib import Path
-from liverfusion.dataset import cache_all, find_cases
+from liverfusion.training.dataset import cache_all, find_cases
 cache_all(find_cases([Path(d) for d in sys.argv[1:]]), Path('$work/cache'), (3.0, 3.0, 3.0), $(nproc))" "${data[@]}"
 if [ -n "${DEADLINE_EPOCH:-}" ]; then
   minutes=$(python3 -c "import time; print(round(($DEADLINE_EPOCH - time.time() - 60) / 60, 2))")

@@ -5,7 +5,7 @@
 #   scripts/train_transfer_vs_scratch.sh OUT_DIR [MINUTES]
 # Environment: as make_training_data.sh, plus WORK, DEADLINE_EPOCH, and INIT: a state dict to start the transfer run
 # from instead of `--pretrained pyliverlesionseg` (for a machine without the converted bundle; make it with
-# `python -c "from liverfusion.training import *; import torch; torch.save(initial_network(TrainConfig(
+# `python -c "from liverfusion.training.trainer import *; import torch; torch.save(initial_network(TrainConfig(
 # encoder='kuleuven', pretrained='pyliverlesionseg')).state_dict(), 'transfer_init.pt')"`).
 set -euo pipefail
 out=$1

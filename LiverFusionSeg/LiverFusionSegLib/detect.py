@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 import slicer
 
-from liverfusion import roles
+from liverfusion.io import roles
 
 from .mrmlio import OUTPUT_ATTRIBUTE
 

@@ -15,10 +15,10 @@ import SimpleITK as sitk
 import slicer
 import vtk
 
-from liverfusion import postprocess
 from liverfusion.constants import LABEL_NAMES, LIVER, TUMOR
 from liverfusion.errors import LiverFusionError
-from liverfusion.roles import check_roles
+from liverfusion.inference import postprocess
+from liverfusion.io.roles import check_roles
 
 from . import mrmlio
 from .detect import detect_roles
@@ -117,7 +117,7 @@ class SegLogic:
                 names: dict[str, str] | None = None, fillMri: bool = False):
         """Run the core pipeline; imported here so that Slicer can load the module before PyTorch is installed.
         `fillMri`: without an MRI, the reference CT translated to MRI fills the MRI channel."""
-        from liverfusion.pipeline import run_case
+        from liverfusion.inference.pipeline import run_case
         from liverfusion.progress import silent
         return run_case(images, align, device, model, report or silent, names, fill_mri=fillMri)
 
@@ -304,10 +304,10 @@ class SegLogic:
     @staticmethod
     def availableModels() -> list[str]:
         """Segmentation model bundles shipped under Resources/Models (the first is the default)."""
-        from liverfusion.model_store import available
+        from liverfusion.models.store import available
         return available()
 
     @staticmethod
     def deviceReport() -> str:
-        from liverfusion.inference import device_report
+        from liverfusion.inference.sliding_window import device_report
         return device_report()

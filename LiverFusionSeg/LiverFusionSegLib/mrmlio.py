@@ -23,7 +23,7 @@ from vtk.util import numpy_support
 
 from liverfusion.constants import LABEL_COLORS, LABEL_NAMES
 from liverfusion.errors import LiverFusionError
-from liverfusion.segnrrd import TERMINOLOGY
+from liverfusion.io.segnrrd import TERMINOLOGY
 
 # diag(-1, -1, 1): LPS <-> RAS (its own inverse).
 FLIP = np.diag([-1.0, -1.0, 1.0])

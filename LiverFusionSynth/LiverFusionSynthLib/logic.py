@@ -19,12 +19,12 @@ from LiverFusionSegLib import mrmlio
 from LiverFusionSegLib.detect import detect_roles
 from LiverFusionSegLib.logic import default_scene
 
-from liverfusion import synth_tumor
 from liverfusion.constants import ROLE_TO_CHANNEL, TUMOR
 from liverfusion.errors import LiverFusionError
-from liverfusion.imageio import read_image
-from liverfusion.phantom import PROTOCOLS, make_case
+from liverfusion.io.images import read_image
 from liverfusion.progress import Reporter, silent
+from liverfusion.synthesis import tumor as synth_tumor
+from liverfusion.synthesis.phantom import PROTOCOLS, make_case
 
 CASE_ATTRIBUTE = "LiverFusion.PhantomCase"
 
@@ -111,8 +111,8 @@ class SynthLogic:
     def computeTranslation(ct: sitk.Image, device: str = "auto", report: Reporter | None = None) -> sitk.Image:
         """The CT translated to an MRI-like image on its own grid; imported here so that Slicer can load the
         module before PyTorch is installed."""
-        from liverfusion.ct2mri import load_translator, translate
-        from liverfusion.inference import pick_device
+        from liverfusion.apps.ct2mri.translate import load_translator, translate
+        from liverfusion.inference.sliding_window import pick_device
         dev = pick_device(device)
         return translate(ct, load_translator(None, dev), dev, report or silent)
 

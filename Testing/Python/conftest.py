@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from liverfusion.phantom import make_case
+from liverfusion.synthesis.phantom import make_case
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared" / "data" / "real"
@@ -37,7 +37,7 @@ TWO_PHASES = ("arterial", "portal")
 @pytest.fixture(scope="session")
 def two_phase_result(tmp_path_factory) -> Path:
     """A small arterial + portal phantom (seed 779: never used for training) through `segment`: its output folder."""
-    from liverfusion.pipeline import segment
+    from liverfusion.inference.pipeline import segment
 
     work = tmp_path_factory.mktemp("twophase")
     make_case(work / "case", 779, "multiphase", small=True, roles=TWO_PHASES)

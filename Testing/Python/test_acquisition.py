@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from liverfusion import acquisition as Q
-from liverfusion import anatomy as A
-from liverfusion.appearance import render_tissue
-from liverfusion.metrics import dice
-from liverfusion.phantom import label_world, world_image
+from liverfusion.evaluation.metrics import dice
+from liverfusion.synthesis import acquisition as Q
+from liverfusion.synthesis import anatomy as A
+from liverfusion.synthesis.appearance import render_tissue
+from liverfusion.synthesis.phantom import label_world, world_image
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ so a change to the appearance tables that breaks a rule fails here.
 import numpy as np
 import pytest
 
-from liverfusion import anatomy as A
-from liverfusion.appearance import render_tissue
+from liverfusion.synthesis import anatomy as A
+from liverfusion.synthesis.appearance import render_tissue
 
 KINDS = ["cyst", "hemangioma", "fnh", "hcc", "metastasis", "cholangiocarcinoma"]
 CHANNELS = ("nc", "arterial", "portal", "delayed", "mri")

@@ -22,7 +22,7 @@ import SimpleITK as sitk
 from pydicom.uid import generate_uid
 
 from liverfusion.cli import main
-from liverfusion.imageio import read_image
+from liverfusion.io.images import read_image
 
 SIZE = (16, 16, 8)  # x, y, z
 

@@ -7,12 +7,13 @@ import pytest
 import SimpleITK as sitk
 import torch
 
-from liverfusion import model_store, pipeline
-from liverfusion.baselines import KINDS, BaselineNet
 from liverfusion.cli import parser
-from liverfusion.evaluation import case_images, truth_of
-from liverfusion.metrics import dice
-from liverfusion.training import Losses, TrainConfig, initial_network
+from liverfusion.evaluation.held_out import case_images, truth_of
+from liverfusion.evaluation.metrics import dice
+from liverfusion.inference import pipeline
+from liverfusion.models import store as model_store
+from liverfusion.networks.baselines import KINDS, BaselineNet
+from liverfusion.training.trainer import Losses, TrainConfig, initial_network
 
 BENCHMARK_MODELS = Path(__file__).parents[1] / "benchmarks" / "models"
 

@@ -13,8 +13,8 @@ import SimpleITK as sitk
 import slicerio
 
 from liverfusion.cli import main
-from liverfusion.report import MAX_FIGURES
-from liverfusion.report_figures import TUMOUR_RGB
+from liverfusion.reports.figures import TUMOUR_RGB
+from liverfusion.reports.page import MAX_FIGURES
 
 
 def run(*args: str) -> subprocess.CompletedProcess:

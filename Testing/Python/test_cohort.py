@@ -6,8 +6,8 @@ import hashlib
 import pytest
 
 from liverfusion.cli import main
-from liverfusion.cohort import read_cases
 from liverfusion.errors import LiverFusionError
+from liverfusion.inference.cohort import read_cases
 
 
 def _csv(tmp_path, small_ctmri, small_multiphase):

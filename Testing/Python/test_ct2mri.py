@@ -14,10 +14,7 @@ import SimpleITK as sitk
 import torch
 from monai.metrics import SSIMMetric
 
-from liverfusion import model_store
-from liverfusion.constants import CHANNELS
-from liverfusion.ct2mri import ct_to_unit, load_translator, mri_to_unit, slice_grid, translate
-from liverfusion.ct2mri_training import (
+from liverfusion.apps.ct2mri.training import (
     UNKNOWN,
     Sampler,
     TranslatorConfig,
@@ -25,12 +22,15 @@ from liverfusion.ct2mri_training import (
     structure_loss,
     train_translator,
 )
-from liverfusion.dataset import load_case
+from liverfusion.apps.ct2mri.translate import ct_to_unit, load_translator, mri_to_unit, slice_grid, translate
+from liverfusion.constants import CHANNELS
 from liverfusion.errors import ModelError
-from liverfusion.imageio import read_image
-from liverfusion.metrics import dice
-from liverfusion.phantom import aligned_pair
-from liverfusion.pipeline import liver_alone, run_case
+from liverfusion.evaluation.metrics import dice
+from liverfusion.inference.pipeline import liver_alone, run_case
+from liverfusion.io.images import read_image
+from liverfusion.models import store as model_store
+from liverfusion.synthesis.phantom import aligned_pair
+from liverfusion.training.dataset import load_case
 
 HELD_OUT_SEED = 5001  # the translator trained on seeds 1000-1039
 

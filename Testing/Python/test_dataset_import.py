@@ -12,9 +12,9 @@ import SimpleITK as sitk
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from liverfusion.cli import main
-from liverfusion.dataset_import import assign_roles
-from liverfusion.dicomseg import write_dicom_seg
-from liverfusion.imageio import Series
+from liverfusion.io.dicomseg import write_dicom_seg
+from liverfusion.io.images import Series
+from liverfusion.training.dataset_import import assign_roles
 
 SERIES = {"arterial": (4, "AP", "100035"), "delayed": (6, "EQP", "100400")}  # number, description, time
 SLICES = slice(23, 30)  # the tumour lies on slices 26 to 28 of tace2022's 50

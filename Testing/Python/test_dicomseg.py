@@ -5,9 +5,9 @@ import pydicom
 import pytest
 from pydicom.uid import UID
 
-from liverfusion.imageio import dicom_series_files
-from liverfusion.metrics import dice
-from liverfusion.pipeline import segment
+from liverfusion.evaluation.metrics import dice
+from liverfusion.inference.pipeline import segment
+from liverfusion.io.images import dicom_series_files
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from liverfusion.evaluation import classification, detection, intervals, paired_difference, summarise
-from liverfusion.postprocess import find_lesions
+from liverfusion.evaluation.held_out import classification, detection, intervals, paired_difference, summarise
+from liverfusion.inference.postprocess import find_lesions
 
 
 def _labels(*boxes) -> sitk.Image:

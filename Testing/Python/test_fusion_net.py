@@ -1,6 +1,6 @@
 import torch
 
-from liverfusion.fusion_net import FusionNet
+from liverfusion.networks.fusion import FusionNet
 
 
 def _net():

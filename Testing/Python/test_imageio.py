@@ -5,7 +5,7 @@ import pytest
 import SimpleITK as sitk
 
 from liverfusion.errors import InputError, OutputError
-from liverfusion.imageio import dicom_series_files, read_image, staged_output, write_image, write_text
+from liverfusion.io.images import dicom_series_files, read_image, staged_output, write_image, write_text
 
 
 def _image(size=(8, 9, 10)):
@@ -65,8 +65,8 @@ def test_a_folder_of_several_series_names_them_and_reads_the_one_chosen(two_seri
 
 
 def test_a_series_with_missing_slices_is_resampled_to_even_steps_with_a_note(real_data, tmp_path, capfd):
-    from liverfusion.imageio import READ_NOTE
-    from liverfusion.intensity_checks import checked_image
+    from liverfusion.io.images import READ_NOTE
+    from liverfusion.io.intensity_checks import checked_image
 
     source = real_data / "totalsegmentator_examples" / "example_ct_dicom"
     whole = read_image(source)
@@ -164,7 +164,7 @@ def test_nifti_is_gzip_with_the_exact_pixels_and_no_temporary_left(tmp_path):
 
 
 def test_a_failed_write_leaves_neither_the_file_nor_a_temporary(tmp_path, monkeypatch):
-    from liverfusion import imageio
+    from liverfusion.io import images as imageio
 
     def disk_full(*args):
         raise OSError("No space left on device")

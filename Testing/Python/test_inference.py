@@ -3,9 +3,9 @@
 import numpy as np
 import torch
 
-from liverfusion import inference
-from liverfusion.fusion_net import FusionNet
-from liverfusion.inference import Prediction, guarded
+from liverfusion.inference import sliding_window as inference
+from liverfusion.inference.sliding_window import Prediction, guarded
+from liverfusion.networks.fusion import FusionNet
 
 
 def test_out_of_gpu_memory_takes_fewer_windows_then_the_cpu(monkeypatch):

@@ -5,8 +5,8 @@ import pytest
 import SimpleITK as sitk
 
 from liverfusion.errors import InputError
-from liverfusion.imageio import read_image
-from liverfusion.intensity_checks import checked, checked_image
+from liverfusion.io.images import read_image
+from liverfusion.io.intensity_checks import checked, checked_image
 
 
 def _image(array: np.ndarray) -> sitk.Image:

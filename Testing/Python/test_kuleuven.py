@@ -11,12 +11,14 @@ import pytest
 import SimpleITK as sitk
 import torch
 
-from liverfusion import import_weights, kuleuven_predict, model_store
+from liverfusion.apps.kuleuven import import_weights
+from liverfusion.apps.kuleuven import predict as kuleuven_predict
 from liverfusion.cli import main
 from liverfusion.errors import ModelError
-from liverfusion.fusion_net import FusionNet
-from liverfusion.kuleuven_unet import LESION, LIVER, KULeuvenUNet, keras_state_dict
-from liverfusion.training import TrainConfig, initial_network
+from liverfusion.models import store as model_store
+from liverfusion.networks.fusion import FusionNet
+from liverfusion.networks.kuleuven_unet import LESION, LIVER, KULeuvenUNet, keras_state_dict
+from liverfusion.training.trainer import TrainConfig, initial_network
 
 BUNDLE = model_store.MODELS_DIR / "pyliverlesionseg"
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from liverfusion.metrics import auc, dice, evaluate, hd95, overlap
+from liverfusion.evaluation.metrics import auc, dice, evaluate, hd95, overlap
 
 
 def test_dice_of_known_overlap():

@@ -2,8 +2,8 @@
 
 import pytest
 
-from liverfusion.evaluation import evaluate_case, summarise
-from liverfusion.phantom import make_case
+from liverfusion.evaluation.held_out import evaluate_case, summarise
+from liverfusion.synthesis.phantom import make_case
 
 
 @pytest.mark.slow

@@ -3,9 +3,9 @@ import json
 import pytest
 import torch
 
-from liverfusion import model_store
 from liverfusion.errors import ModelError
-from liverfusion.fusion_net import FusionNet
+from liverfusion.models import store as model_store
+from liverfusion.networks.fusion import FusionNet
 
 
 @pytest.fixture

@@ -3,10 +3,10 @@ import json
 import numpy as np
 import SimpleITK as sitk
 
-from liverfusion import anatomy as A
-from liverfusion.imageio import read_image
-from liverfusion.metrics import dice
-from liverfusion.registration import resample_to
+from liverfusion.evaluation.metrics import dice
+from liverfusion.io.images import read_image
+from liverfusion.registration.align import resample_to
+from liverfusion.synthesis import anatomy as A
 
 
 def test_ctmri_case_layout_and_truth(small_ctmri):
@@ -56,7 +56,7 @@ def test_lesions_stay_inside_the_liver_and_types_match_malignancy():
 
 
 def test_same_seed_same_case(tmp_path):
-    from liverfusion.phantom import make_case
+    from liverfusion.synthesis.phantom import make_case
 
     a = make_case(tmp_path / "a", 5, "ct-mri", small=True)
     b = make_case(tmp_path / "b", 5, "ct-mri", small=True)
@@ -91,7 +91,7 @@ def test_truth_transform_sends_each_lesion_centre_to_the_same_lesion(small_multi
 def test_same_seed_same_bytes(tmp_path):
     import hashlib
 
-    from liverfusion.phantom import make_case
+    from liverfusion.synthesis.phantom import make_case
 
     for name in ("a", "b"):
         make_case(tmp_path / name, 6, "multiphase", small=True, roles=("portal", "arterial"))

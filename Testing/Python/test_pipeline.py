@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from liverfusion import model_store
-from liverfusion.dataset import case_reference, load_case
 from liverfusion.errors import RoleError
-from liverfusion.evaluation import evaluate_case
-from liverfusion.imageio import read_image
-from liverfusion.inference import pick_device
-from liverfusion.metrics import dice
-from liverfusion.pipeline import align_all, liver_focus, read_inputs, run_case, segment_aligned
-from liverfusion.registration import resample_to
+from liverfusion.evaluation.held_out import evaluate_case
+from liverfusion.evaluation.metrics import dice
+from liverfusion.inference.pipeline import align_all, liver_focus, read_inputs, run_case, segment_aligned
+from liverfusion.inference.sliding_window import pick_device
+from liverfusion.io.images import read_image
+from liverfusion.models import store as model_store
+from liverfusion.registration.align import resample_to
+from liverfusion.training.dataset import case_reference, load_case
 
 
 def test_liver_focus_covers_the_liver_from_the_reference_alone(small_ctmri):
@@ -46,7 +46,7 @@ def test_default_deformable_run_aligns_at_least_as_well_as_rigid(small_ctmri):
 
 
 def test_labels_from_the_two_foreground_maps_equal_the_argmax_of_all_three():
-    from liverfusion.pipeline import _argmax_labels
+    from liverfusion.inference.pipeline import _argmax_labels
 
     rng = np.random.default_rng(0)
     probs = rng.dirichlet([1, 1, 1], size=(20, 30, 40)).transpose(3, 0, 1, 2).astype(np.float32)
@@ -74,9 +74,9 @@ def test_segment_aligned_runs_the_network_on_the_inputs_it_is_told_to_use(small_
 def test_post_processing_in_the_liver_box_equals_the_whole_grid():
     """Labels, lesions and probability from the box around the foreground equal those of the whole reference grid
     (an oblique, anisotropic reference, so the box's corners really are mapped)."""
-    from liverfusion import postprocess
-    from liverfusion.inference import Prediction
-    from liverfusion.pipeline import _argmax_labels, _on_reference, _postprocess
+    from liverfusion.inference import postprocess
+    from liverfusion.inference.pipeline import _argmax_labels, _on_reference, _postprocess
+    from liverfusion.inference.sliding_window import Prediction
 
     grid = sitk.Image([40, 40, 30], sitk.sitkUInt8)
     grid.SetSpacing((3.0, 3.0, 3.0))

@@ -3,7 +3,7 @@ import pytest
 import SimpleITK as sitk
 
 from liverfusion.constants import BACKGROUND, LIVER, TUMOR
-from liverfusion.postprocess import (
+from liverfusion.inference.postprocess import (
     case_probability,
     clean_labels,
     cut_liver_notes,

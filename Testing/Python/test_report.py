@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from liverfusion.report import MAX_FIGURES
-from liverfusion.report_figures import LIVER_RGB, TUMOUR_RGB, Frame
+from liverfusion.reports.figures import LIVER_RGB, TUMOUR_RGB, Frame
+from liverfusion.reports.page import MAX_FIGURES
 
 ROLES = ("arterial", "portal")  # conftest's two_phase_result
 WIDTH = 1200  # a reading-room browser window

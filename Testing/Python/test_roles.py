@@ -1,7 +1,7 @@
 import pytest
 
 from liverfusion.errors import RoleError
-from liverfusion.roles import channel_presence, choose_reference, parse_inputs, role_from_text
+from liverfusion.io.roles import channel_presence, choose_reference, parse_inputs, role_from_text
 
 
 def test_parse_inputs_maps_roles_to_paths():

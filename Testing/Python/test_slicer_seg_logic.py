@@ -24,12 +24,12 @@ import slicerio
 import torch
 import vtk
 
-from liverfusion import model_store
 from liverfusion.constants import LABEL_COLORS, LIVER, TUMOR
 from liverfusion.errors import Cancelled, LiverFusionError
-from liverfusion.fusion_net import FusionNet
-from liverfusion.postprocess import sigmoid
-from liverfusion.segnrrd import TERMINOLOGY
+from liverfusion.inference.postprocess import sigmoid
+from liverfusion.io.segnrrd import TERMINOLOGY
+from liverfusion.models import store as model_store
+from liverfusion.networks.fusion import FusionNet
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "LiverFusionSeg"))

@@ -15,7 +15,7 @@ import vtk
 from scipy import ndimage
 
 from liverfusion.errors import LiverFusionError
-from liverfusion.imageio import read_image
+from liverfusion.io.images import read_image
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT / "LiverFusionSeg"), str(ROOT / "LiverFusionSynth")]

@@ -11,9 +11,9 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from liverfusion.constants import TUMOR
-from liverfusion.dataset import load_case
-from liverfusion.imageio import read_image
-from liverfusion.synth_tumor import insert, noise_sd
+from liverfusion.io.images import read_image
+from liverfusion.synthesis.tumor import insert, noise_sd
+from liverfusion.training.dataset import load_case
 
 
 def arr(image: sitk.Image) -> np.ndarray:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from liverfusion.cli import main
-from liverfusion.training import (
+from liverfusion.training.trainer import (
     Losses,
     TrainConfig,
     augmentations,

@@ -10,8 +10,8 @@ import pytest
 import SimpleITK as sitk
 
 from liverfusion.cli import main
-from liverfusion.report_figures import LIVER_RGB, TUMOUR_RGB
-from liverfusion.viewer import prepare, server
+from liverfusion.reports.figures import LIVER_RGB, TUMOUR_RGB
+from liverfusion.reports.viewer import prepare, server
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import time
 import numpy as np
 import torch
 
-from liverfusion.training import augmentations, crop_weights, make_batch
+from liverfusion.training.trainer import augmentations, crop_weights, make_batch
 
 
 def synthetic_case(rng: np.random.Generator) -> dict:

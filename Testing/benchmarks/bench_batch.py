@@ -14,8 +14,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from liverfusion.cohort import Options, run_cohort
-from liverfusion.phantom import make_case
+from liverfusion.inference.cohort import Options, run_cohort
+from liverfusion.synthesis.phantom import make_case
 
 
 def main() -> None:

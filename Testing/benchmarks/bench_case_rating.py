@@ -23,13 +23,13 @@ import SimpleITK as sitk
 from bench_models import aligned_case, gap_text, generated_cases, one_model_arguments
 from scipy import ndimage
 
-from liverfusion import model_store
 from liverfusion.constants import TUMOR
-from liverfusion.evaluation import classification, score
-from liverfusion.inference import pick_device
-from liverfusion.metrics import on_grid_of
-from liverfusion.pipeline import segment_aligned
-from liverfusion.postprocess import MIN_LESION_ML, lesion_components, sigmoid
+from liverfusion.evaluation.held_out import classification, score
+from liverfusion.evaluation.metrics import on_grid_of
+from liverfusion.inference.pipeline import segment_aligned
+from liverfusion.inference.postprocess import MIN_LESION_ML, lesion_components, sigmoid
+from liverfusion.inference.sliding_window import pick_device
+from liverfusion.models import store as model_store
 
 SHIPPED, OLD = "P(tumour) x P(malignant) (shipped)", "most malignant lesion"
 POOLS = {

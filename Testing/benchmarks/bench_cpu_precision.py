@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from liverfusion import model_store
-from liverfusion.training import Losses
+from liverfusion.models import store as model_store
+from liverfusion.training.trainer import Losses
 
 RESULTS = Path(__file__).resolve().parent / "results"
 VARIANTS = {"float32": (False, False), "bfloat16": (True, False), "channels-last": (False, True)}

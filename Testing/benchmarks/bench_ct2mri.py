@@ -28,13 +28,13 @@ import SimpleITK as sitk
 import torch
 from monai.metrics import PSNRMetric, SSIMMetric
 
-from liverfusion import model_store
-from liverfusion.ct2mri import load_translator, mri_to_unit, translate
-from liverfusion.imageio import read_image
-from liverfusion.metrics import auc, dice, evaluate
-from liverfusion.phantom import aligned_pair, make_case
-from liverfusion.pipeline import liver_alone, run_case
-from liverfusion.synth_tumor import LESION_TYPES, insert
+from liverfusion.apps.ct2mri.translate import load_translator, mri_to_unit, translate
+from liverfusion.evaluation.metrics import auc, dice, evaluate
+from liverfusion.inference.pipeline import liver_alone, run_case
+from liverfusion.io.images import read_image
+from liverfusion.models import store as model_store
+from liverfusion.synthesis.phantom import aligned_pair, make_case
+from liverfusion.synthesis.tumor import LESION_TYPES, insert
 
 HERE = Path(__file__).resolve().parent
 CPU = torch.device("cpu")

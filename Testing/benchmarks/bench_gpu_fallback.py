@@ -16,8 +16,8 @@ import time
 import numpy as np
 import torch
 
-from liverfusion import model_store
-from liverfusion.inference import device_report, predict
+from liverfusion.inference.sliding_window import device_report, predict
+from liverfusion.models import store as model_store
 
 
 def timed_pass(net: torch.nn.Module, x: np.ndarray, present: np.ndarray, roi: tuple, cap_bytes: int | None):

@@ -17,12 +17,12 @@ import numpy as np
 import SimpleITK as sitk
 from bench_models import generated_cases
 
-from liverfusion import pipeline
 from liverfusion.constants import CHANNELS
-from liverfusion.evaluation import case_images, score, summarise, truth_of
-from liverfusion.inference import Prediction
+from liverfusion.evaluation.held_out import case_images, score, summarise, truth_of
+from liverfusion.inference import pipeline
+from liverfusion.inference.sliding_window import Prediction
+from liverfusion.io.roles import choose_reference
 from liverfusion.preprocessing import canonical_grid
-from liverfusion.roles import choose_reference
 
 
 def oracle(truth: sitk.Image, grid: sitk.Image) -> Prediction:

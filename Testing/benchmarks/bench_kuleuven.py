@@ -15,9 +15,10 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
-from liverfusion import kuleuven_predict, model_store
-from liverfusion.inference import pick_device
-from liverfusion.metrics import dice
+from liverfusion.apps.kuleuven import predict as kuleuven_predict
+from liverfusion.evaluation.metrics import dice
+from liverfusion.inference.sliding_window import pick_device
+from liverfusion.models import store as model_store
 
 REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "real" / "totalsegmentator_examples"
 CASES = (  # role, image, reference liver, its label value

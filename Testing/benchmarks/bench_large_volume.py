@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from liverfusion.phantom import make_case
+from liverfusion.synthesis.phantom import make_case
 
 SPACING = (0.78, 0.78, 1.0)
 

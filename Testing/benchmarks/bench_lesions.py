@@ -24,13 +24,14 @@ import numpy as np
 import SimpleITK as sitk
 from bench_models import SEEDS, aligned_case, generated_cases
 
-from liverfusion import model_store, pipeline
 from liverfusion.constants import LIVER, TUMOR
-from liverfusion.evaluation import score, summarise
-from liverfusion.imageio import read_image
-from liverfusion.inference import Prediction, pick_device, predict
-from liverfusion.metrics import on_grid_of
-from liverfusion.postprocess import lesion_components
+from liverfusion.evaluation.held_out import score, summarise
+from liverfusion.evaluation.metrics import on_grid_of
+from liverfusion.inference import pipeline
+from liverfusion.inference.postprocess import lesion_components
+from liverfusion.inference.sliding_window import Prediction, pick_device, predict
+from liverfusion.io.images import read_image
+from liverfusion.models import store as model_store
 
 MIRRORS = [axes for n in range(2) for axes in itertools.combinations((1, 2, 3), n)]  # plain, then each axis
 VARIANTS = {"plain": 1, "mirror4": 4}  # the mean of the first k of MIRRORS

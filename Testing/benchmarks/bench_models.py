@@ -20,13 +20,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from liverfusion import model_store
-from liverfusion.evaluation import case_images, paired_difference, score, summarise, truth_of
-from liverfusion.inference import pick_device
-from liverfusion.phantom import make_case
-from liverfusion.pipeline import align_all, liver_focus, segment_aligned
-from liverfusion.postprocess import shown
-from liverfusion.roles import choose_reference
+from liverfusion.evaluation.held_out import case_images, paired_difference, score, summarise, truth_of
+from liverfusion.inference.pipeline import align_all, liver_focus, segment_aligned
+from liverfusion.inference.postprocess import shown
+from liverfusion.inference.sliding_window import pick_device
+from liverfusion.io.roles import choose_reference
+from liverfusion.models import store as model_store
+from liverfusion.synthesis.phantom import make_case
 
 PROTOCOLS = (("ct-mri", 9000), ("multiphase", 9500))
 SEEDS = tuple(base for _, base in PROTOCOLS)

@@ -13,8 +13,8 @@ import time
 import numpy as np
 import torch
 
-from liverfusion import model_store
-from liverfusion.inference import device_report, pick_device, predict
+from liverfusion.inference.sliding_window import device_report, pick_device, predict
+from liverfusion.models import store as model_store
 
 
 def main() -> None:

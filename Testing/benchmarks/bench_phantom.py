@@ -22,8 +22,8 @@ import SimpleITK as sitk
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from liverfusion.imageio import read_image
-from liverfusion.phantom import PROTOCOLS, make_case, single_threaded
+from liverfusion.io.images import read_image
+from liverfusion.synthesis.phantom import PROTOCOLS, make_case, single_threaded
 
 OUTPUT = Path(__file__).parent / "output"
 CLINICAL = {"ct": (512, 512, 120), "mri": (320, 260, 40)}

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import torch
 
-from liverfusion.inference import device_report
-from liverfusion.phantom import make_case
-from liverfusion.pipeline import segment
+from liverfusion.inference.pipeline import segment
+from liverfusion.inference.sliding_window import device_report
+from liverfusion.synthesis.phantom import make_case
 
 
 def main() -> None:

@@ -16,9 +16,9 @@ import json
 import time
 from pathlib import Path
 
-from liverfusion.dataset import case_reference, case_roles, find_cases
-from liverfusion.evaluation import case_images, score, truth_of
-from liverfusion.pipeline import run_case
+from liverfusion.evaluation.held_out import case_images, score, truth_of
+from liverfusion.inference.pipeline import run_case
+from liverfusion.training.dataset import case_reference, case_roles, find_cases
 
 REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "real-train"
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -14,9 +14,9 @@ from pathlib import Path
 import SimpleITK as sitk
 
 from liverfusion.constants import LIVER
-from liverfusion.imageio import read_image
-from liverfusion.metrics import dice
-from liverfusion.pipeline import run_case
+from liverfusion.evaluation.metrics import dice
+from liverfusion.inference.pipeline import run_case
+from liverfusion.io.images import read_image
 
 # (name, role, image, reference mask, its liver value or None for "non-zero", seen in training)
 CASES = [

@@ -18,13 +18,13 @@ import itk
 import numpy as np
 import SimpleITK as sitk
 
-from liverfusion import model_store
-from liverfusion.imageio import read_image
-from liverfusion.inference import pick_device
-from liverfusion.metrics import dice
-from liverfusion.phantom import make_case
-from liverfusion.pipeline import liver_focus
-from liverfusion.registration import jacobian_range, register, resample_to
+from liverfusion.evaluation.metrics import dice
+from liverfusion.inference.pipeline import liver_focus
+from liverfusion.inference.sliding_window import pick_device
+from liverfusion.io.images import read_image
+from liverfusion.models import store as model_store
+from liverfusion.registration.align import jacobian_range, register, resample_to
+from liverfusion.synthesis.phantom import make_case
 
 
 def lesion_centres(label: sitk.Image) -> list[tuple[float, ...]]:

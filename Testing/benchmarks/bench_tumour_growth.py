@@ -21,11 +21,11 @@ import SimpleITK as sitk
 from bench_models import aligned_case, gap_text, generated_cases, one_model_arguments
 from scipy import ndimage
 
-from liverfusion import model_store
 from liverfusion.constants import LIVER, TUMOR
-from liverfusion.evaluation import score, summarise
-from liverfusion.inference import pick_device
-from liverfusion.pipeline import segment_aligned
+from liverfusion.evaluation.held_out import score, summarise
+from liverfusion.inference.pipeline import segment_aligned
+from liverfusion.inference.sliding_window import pick_device
+from liverfusion.models import store as model_store
 
 PRODUCT = "product (argmax)"
 KEYS = ("tumor_dice", "tumor_dice_global", "tumor_sensitivity", "tumor_precision", "lesion_recall")

@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 from bench_models import aligned_case, generated_cases
 
-from liverfusion import model_store, pipeline
 from liverfusion.constants import TUMOR
-from liverfusion.evaluation import score, summarise
-from liverfusion.inference import pick_device
+from liverfusion.evaluation.held_out import score, summarise
+from liverfusion.inference import pipeline
+from liverfusion.inference.sliding_window import pick_device
+from liverfusion.models import store as model_store
 
 SEEDS = (8000, 8500)  # the tuning cases: ct-mri, multiphase
 argmax_labels = pipeline._argmax_labels

@@ -29,13 +29,13 @@ if str(MODULE_DIR) not in sys.path:
 from LiverFusionSegLib import mrmlio, scenefile  # noqa: E402
 from LiverFusionSegLib.logic import DISCLAIMER, SegLogic  # noqa: E402
 
-from liverfusion import cohort  # noqa: E402 (needs the path above)
 from liverfusion.errors import LiverFusionError  # noqa: E402
-from liverfusion.imageio import read_image, staged_output  # noqa: E402
-from liverfusion.pipeline import OUTPUTS, write_outputs, write_summary  # noqa: E402
-from liverfusion.postprocess import shown  # noqa: E402
-from liverfusion.report import write_report  # noqa: E402
-from liverfusion.roles import parse_inputs  # noqa: E402
+from liverfusion.inference import cohort  # noqa: E402 (needs the path above)
+from liverfusion.inference.pipeline import OUTPUTS, write_outputs, write_summary  # noqa: E402
+from liverfusion.inference.postprocess import shown  # noqa: E402
+from liverfusion.io.images import read_image, staged_output  # noqa: E402
+from liverfusion.io.roles import parse_inputs  # noqa: E402
+from liverfusion.reports.page import write_report  # noqa: E402
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

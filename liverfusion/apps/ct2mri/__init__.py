@@ -1,0 +1,1 @@
+"""The CT to MRI translator: applying it (`translate`) and training it (`training`)."""

@@ -309,5 +309,5 @@ class SegLogic:
 
     @staticmethod
     def deviceReport() -> str:
-        from liverfusion.inference.sliding_window import device_report
+        from liverfusion.inference.device import device_report
         return device_report()

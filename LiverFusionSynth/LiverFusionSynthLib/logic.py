@@ -112,7 +112,7 @@ class SynthLogic:
         """The CT translated to an MRI-like image on its own grid; imported here so that Slicer can load the
         module before PyTorch is installed."""
         from liverfusion.apps.ct2mri.translate import load_translator, translate
-        from liverfusion.inference.sliding_window import pick_device
+        from liverfusion.inference.device import pick_device
         dev = pick_device(device)
         return translate(ct, load_translator(None, dev), dev, report or silent)
 

@@ -9,8 +9,8 @@ import SimpleITK as sitk
 from liverfusion.errors import RoleError
 from liverfusion.evaluation.held_out import evaluate_case
 from liverfusion.evaluation.metrics import dice
+from liverfusion.inference.device import pick_device
 from liverfusion.inference.pipeline import align_all, liver_focus, read_inputs, run_case, segment_aligned
-from liverfusion.inference.sliding_window import pick_device
 from liverfusion.io.images import read_image
 from liverfusion.models import store as model_store
 from liverfusion.registration.align import resample_to

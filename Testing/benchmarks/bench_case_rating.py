@@ -26,9 +26,9 @@ from scipy import ndimage
 from liverfusion.constants import TUMOR
 from liverfusion.evaluation.held_out import classification, score
 from liverfusion.evaluation.metrics import on_grid_of
+from liverfusion.inference.device import pick_device
 from liverfusion.inference.pipeline import segment_aligned
 from liverfusion.inference.postprocess import MIN_LESION_ML, lesion_components, sigmoid
-from liverfusion.inference.sliding_window import pick_device
 from liverfusion.models import store as model_store
 
 SHIPPED, OLD = "P(tumour) x P(malignant) (shipped)", "most malignant lesion"

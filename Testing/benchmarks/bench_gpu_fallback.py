@@ -16,7 +16,8 @@ import time
 import numpy as np
 import torch
 
-from liverfusion.inference.sliding_window import device_report, predict
+from liverfusion.inference.device import device_report
+from liverfusion.inference.sliding_window import predict
 from liverfusion.models import store as model_store
 
 

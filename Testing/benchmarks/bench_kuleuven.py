@@ -17,7 +17,7 @@ import torch
 
 from liverfusion.apps.kuleuven import predict as kuleuven_predict
 from liverfusion.evaluation.metrics import dice
-from liverfusion.inference.sliding_window import pick_device
+from liverfusion.inference.device import pick_device
 from liverfusion.models import store as model_store
 
 REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "real" / "totalsegmentator_examples"

@@ -28,8 +28,9 @@ from liverfusion.constants import LIVER, TUMOR
 from liverfusion.evaluation.held_out import score, summarise
 from liverfusion.evaluation.metrics import on_grid_of
 from liverfusion.inference import pipeline
+from liverfusion.inference.device import pick_device
 from liverfusion.inference.postprocess import lesion_components
-from liverfusion.inference.sliding_window import Prediction, pick_device, predict
+from liverfusion.inference.sliding_window import Prediction, predict
 from liverfusion.io.images import read_image
 from liverfusion.models import store as model_store
 

@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 
 from liverfusion.evaluation.held_out import case_images, paired_difference, score, summarise, truth_of
+from liverfusion.inference.device import pick_device
 from liverfusion.inference.pipeline import align_all, liver_focus, segment_aligned
 from liverfusion.inference.postprocess import shown
-from liverfusion.inference.sliding_window import pick_device
 from liverfusion.io.roles import choose_reference
 from liverfusion.models import store as model_store
 from liverfusion.synthesis.phantom import make_case

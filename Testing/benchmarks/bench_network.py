@@ -13,7 +13,8 @@ import time
 import numpy as np
 import torch
 
-from liverfusion.inference.sliding_window import device_report, pick_device, predict
+from liverfusion.inference.device import device_report, pick_device
+from liverfusion.inference.sliding_window import predict
 from liverfusion.models import store as model_store
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
+from liverfusion.inference.device import device_report
 from liverfusion.inference.pipeline import segment
-from liverfusion.inference.sliding_window import device_report
 from liverfusion.synthesis.phantom import make_case
 
 

@@ -19,8 +19,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from liverfusion.evaluation.metrics import dice
+from liverfusion.inference.device import pick_device
 from liverfusion.inference.pipeline import liver_focus
-from liverfusion.inference.sliding_window import pick_device
 from liverfusion.io.images import read_image
 from liverfusion.models import store as model_store
 from liverfusion.registration.align import jacobian_range, register, resample_to

@@ -23,8 +23,8 @@ from scipy import ndimage
 
 from liverfusion.constants import LIVER, TUMOR
 from liverfusion.evaluation.held_out import score, summarise
+from liverfusion.inference.device import pick_device
 from liverfusion.inference.pipeline import segment_aligned
-from liverfusion.inference.sliding_window import pick_device
 from liverfusion.models import store as model_store
 
 PRODUCT = "product (argmax)"

@@ -20,7 +20,7 @@ from bench_models import aligned_case, generated_cases
 from liverfusion.constants import TUMOR
 from liverfusion.evaluation.held_out import score, summarise
 from liverfusion.inference import pipeline
-from liverfusion.inference.sliding_window import pick_device
+from liverfusion.inference.device import pick_device
 from liverfusion.models import store as model_store
 
 SEEDS = (8000, 8500)  # the tuning cases: ct-mri, multiphase

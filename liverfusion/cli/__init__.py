@@ -142,7 +142,7 @@ def _insertion_liver(args, images: dict, paths: dict) -> tuple:
         tumors = read_image(args.liver, label=True) == args.tumor_label if args.tumor_label is not None else None
         return _mask(args.liver, "liver", args.liver_label), tumors, str(Path(args.liver).resolve())
     from ..apps.kuleuven.predict import liver_only
-    from ..inference.sliding_window import pick_device
+    from ..inference.device import pick_device
     from ..models.store import load
 
     role, device = next(iter(images)), pick_device("auto")
@@ -274,7 +274,7 @@ def _train(args) -> int:
 
 def _ct2mri(args) -> int:
     from ..apps.ct2mri.translate import load_translator, translate
-    from ..inference.sliding_window import pick_device
+    from ..inference.device import pick_device
     from ..io.images import read_image, require_writable, write_image
     from ..io.intensity_checks import checked_image
     from ..progress import terminal_bar
@@ -295,7 +295,7 @@ def _ct2mri(args) -> int:
 
 def _train_ct2mri(args) -> int:
     from ..apps.ct2mri.training import TranslatorConfig, real_slices, save_translator, train_translator
-    from ..inference.sliding_window import pick_device
+    from ..inference.device import pick_device
 
     cfg = TranslatorConfig(
         steps=args.steps,

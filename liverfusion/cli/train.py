@@ -15,7 +15,7 @@ import torch
 from .. import __version__
 from ..constants import CHANNELS
 from ..errors import LiverFusionError
-from ..inference.sliding_window import pick_device
+from ..inference.device import pick_device
 from ..models import store as model_store
 from ..training.dataset import case_info, find_cases
 from ..training.trainer import AFFINE_PROB, ELASTIC_PROB, ROTATE_RAD, SCALE, TrainConfig, case_shares, train

@@ -39,7 +39,8 @@ from ..progress import Reporter, silent
 from ..registration import align as registration
 from ..reports.page import write_report
 from . import postprocess
-from .sliding_window import Prediction, guarded, pick_device, predict
+from .device import pick_device
+from .sliding_window import Prediction, guarded, predict
 
 
 @dataclass

@@ -62,9 +62,9 @@ def test_cli_offers_exactly_the_baselines_it_can_build():
 def test_committed_benchmark_models_load_verified_and_segment_a_phantom(name, small_ctmri):
     """The trained models of Testing/benchmarks/models (bench_models.py's table) are intact and tell liver from
     the rest of a case they never saw."""
-    bundle = model_store.load(BENCHMARK_MODELS / name, torch.device("cpu"))
-    assert bundle.name == name
+    model = model_store.load_model(BENCHMARK_MODELS / name, torch.device("cpu"))
+    assert model.bundle.name == name
     images = case_images(small_ctmri)
-    result = pipeline.segment_aligned(images, "ct", {}, bundle, torch.device("cpu"))
+    result = pipeline.segment_aligned(images, "ct", {}, model, torch.device("cpu"))
     truth, _ = truth_of(small_ctmri)
     assert dice(sitk.GetArrayFromImage(result["labels"]) > 0, sitk.GetArrayFromImage(truth) > 0) > 0.85  # 0.93-0.95

@@ -26,7 +26,7 @@ from liverfusion.apps.ct2mri.translate import ct_to_unit, load_translator, mri_t
 from liverfusion.constants import CHANNELS
 from liverfusion.errors import ModelError
 from liverfusion.evaluation.metrics import dice
-from liverfusion.inference.pipeline import liver_alone, run_case
+from liverfusion.inference.pipeline import run_case
 from liverfusion.io.images import read_image
 from liverfusion.models import store as model_store
 from liverfusion.synthesis.phantom import aligned_pair
@@ -81,7 +81,7 @@ def test_shipped_translator_keeps_the_ct_grid_and_the_liver(translator, pair):
     fake, true = (torch.from_numpy(mri_to_unit(sitk.GetArrayFromImage(m)))[None, None] for m in (mri, pair["mri"]))
     ssim = float(SSIMMetric(spatial_dims=3, data_range=2.0, win_size=7)(fake, true).mean())
     assert ssim > SSIM_BAR
-    liver = liver_alone(mri, "mri", model_store.load(), torch.device("cpu"))
+    liver = model_store.load_model().liver(mri, "mri", torch.device("cpu"))
     assert liver is not None
     found = sitk.Resample(liver, pair["label"], sitk.Transform(), sitk.sitkNearestNeighbor)
     assert dice(sitk.GetArrayFromImage(found) > 0, sitk.GetArrayFromImage(pair["label"]) > 0) > LIVER_DICE_BAR

@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from liverfusion.inference import sliding_window as inference
-from liverfusion.inference.sliding_window import Prediction, guarded
+from liverfusion.models.interface import Prediction, guarded
 from liverfusion.networks.fusion import FusionNet
 
 

@@ -19,7 +19,7 @@ from liverfusion.training.dataset import case_reference, load_case
 
 def test_liver_focus_covers_the_liver_from_the_reference_alone(small_ctmri):
     ct = read_image(small_ctmri / "ct.nii.gz")
-    focus = liver_focus(ct, "ct", model_store.load(None), pick_device("cpu"))
+    focus = liver_focus(ct, "ct", model_store.load_model(None), pick_device("cpu"))
     assert focus is not None
     truth = sitk.GetArrayFromImage(read_image(small_ctmri / "label_ct.nii.gz", label=True)) >= 1
     mask = sitk.GetArrayFromImage(sitk.Resample(focus, ct, sitk.Transform(), sitk.sitkNearestNeighbor)) > 0
@@ -57,10 +57,10 @@ def test_labels_from_the_two_foreground_maps_equal_the_argmax_of_all_three():
 def test_segment_aligned_runs_the_network_on_the_inputs_it_is_told_to_use(small_ctmri):
     images = read_inputs({r: str(small_ctmri / f"{r}.nii.gz") for r in ("ct", "mri")})
     regs = align_all(images, "ct", "rigid", lambda *_: None)
-    bundle, device = model_store.load(None), pick_device("cpu")
-    both = segment_aligned(images, "ct", regs, bundle, device)
-    ct_only = segment_aligned(images, "ct", regs, bundle, device, use={"ct"})
-    mri_only = segment_aligned(images, "ct", regs, bundle, device, use={"mri"})
+    model, device = model_store.load_model(None), pick_device("cpu")
+    both = segment_aligned(images, "ct", regs, model, device)
+    ct_only = segment_aligned(images, "ct", regs, model, device, use={"ct"})
+    mri_only = segment_aligned(images, "ct", regs, model, device, use={"mri"})
     for result in (both, ct_only, mri_only):
         assert result["labels"].GetSize() == images["ct"].GetSize()  # always on the reference grid
     assert sitk.GetArrayViewFromImage(ct_only["fusion"]["mri"]).max() == 0 and not ct_only["aligned"]
@@ -76,7 +76,7 @@ def test_post_processing_in_the_liver_box_equals_the_whole_grid():
     (an oblique, anisotropic reference, so the box's corners really are mapped)."""
     from liverfusion.inference import postprocess
     from liverfusion.inference.pipeline import _argmax_labels, _on_reference, _postprocess
-    from liverfusion.inference.sliding_window import Prediction
+    from liverfusion.models.interface import Prediction
 
     grid = sitk.Image([40, 40, 30], sitk.sitkUInt8)
     grid.SetSpacing((3.0, 3.0, 3.0))

@@ -41,11 +41,11 @@ POOLS = {
 }
 
 
-def case_row(protocol: str, case: Path, bundle, device) -> dict:
+def case_row(protocol: str, case: Path, model, device) -> dict:
     """The product's output on one case scored as bench_models.py scores it, with what every rule needs of each
     predicted lesion."""
-    images, reference, regs, truth, info = aligned_case(case, bundle, "deformable", device)
-    return rated_row(protocol, case.name, segment_aligned(images, reference, regs, bundle, device), truth, info)
+    images, reference, regs, truth, info = aligned_case(case, model, "deformable", device)
+    return rated_row(protocol, case.name, segment_aligned(images, reference, regs, model, device), truth, info)
 
 
 def rated_row(protocol: str, name: str, result: dict, truth: sitk.Image, info: dict) -> dict:
@@ -161,11 +161,11 @@ def main() -> None:
         rows = [row for file in args.from_json for row in json.loads(Path(file).read_text(encoding="utf-8"))]
     else:
         device = pick_device(args.device)
-        bundle = model_store.load(args.model, device)
+        model = model_store.load_model(args.model, device)
         rows = []
         with tempfile.TemporaryDirectory() as tmp:
             for protocol, case in generated_cases(Path(tmp), args.cases, tuple(args.seeds)):
-                rows.append(case_row(protocol, case, bundle, device))
+                rows.append(case_row(protocol, case, model, device))
                 print(json.dumps(rows[-1]), flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")

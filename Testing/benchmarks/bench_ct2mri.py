@@ -30,7 +30,7 @@ from monai.metrics import PSNRMetric, SSIMMetric
 
 from liverfusion.apps.ct2mri.translate import load_translator, mri_to_unit, translate
 from liverfusion.evaluation.metrics import auc, dice, evaluate
-from liverfusion.inference.pipeline import liver_alone, run_case
+from liverfusion.inference.pipeline import run_case
 from liverfusion.io.images import read_image
 from liverfusion.models import store as model_store
 from liverfusion.synthesis.phantom import aligned_pair, make_case
@@ -47,7 +47,7 @@ def image_scores(fake: sitk.Image, true: sitk.Image) -> tuple[float, float]:
 
 
 def liver_dice_alone(image: sitk.Image, role: str, label: sitk.Image, segmenter) -> float:
-    liver = liver_alone(image, role, segmenter, CPU)
+    liver = segmenter.liver(image, role, CPU)
     if liver is None:
         return 0.0
     found = sitk.Resample(liver, label, sitk.Transform(), sitk.sitkNearestNeighbor)
@@ -55,7 +55,7 @@ def liver_dice_alone(image: sitk.Image, role: str, label: sitk.Image, segmenter)
 
 
 def translation_table(translators: dict, pairs: int) -> None:
-    segmenter = model_store.load(None, CPU)
+    segmenter = model_store.load_model(None, CPU)
     rows: dict[str, list] = {name: [] for name in [*translators, "true MRI (ceiling)", "CT alone (reference)"]}
     for i in range(pairs):
         pair = aligned_pair(5000 + i)

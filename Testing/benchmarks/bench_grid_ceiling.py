@@ -20,8 +20,8 @@ from bench_models import generated_cases
 from liverfusion.constants import CHANNELS
 from liverfusion.evaluation.held_out import case_images, score, summarise, truth_of
 from liverfusion.inference import pipeline
-from liverfusion.inference.sliding_window import Prediction
 from liverfusion.io.roles import choose_reference
+from liverfusion.models.interface import Prediction
 from liverfusion.preprocessing import canonical_grid
 
 

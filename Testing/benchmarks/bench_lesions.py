@@ -30,9 +30,11 @@ from liverfusion.evaluation.metrics import on_grid_of
 from liverfusion.inference import pipeline
 from liverfusion.inference.device import pick_device
 from liverfusion.inference.postprocess import lesion_components
-from liverfusion.inference.sliding_window import Prediction, predict
+from liverfusion.inference.sliding_window import predict
 from liverfusion.io.images import read_image
+from liverfusion.models import grid as grid_model
 from liverfusion.models import store as model_store
+from liverfusion.models.interface import Prediction
 
 MIRRORS = [axes for n in range(2) for axes in itertools.combinations((1, 2, 3), n)]  # plain, then each axis
 VARIANTS = {"plain": 1, "mirror4": 4}  # the mean of the first k of MIRRORS
@@ -104,13 +106,13 @@ def lesion_rows(case: Path, info: dict, labels: dict[str, sitk.Image], truth: si
     return rows
 
 
-def run_case(case: Path, bundle, device, variants: dict[str, int]) -> tuple[dict[str, dict], list[dict]]:
+def run_case(case: Path, model, device, variants: dict[str, int]) -> tuple[dict[str, dict], list[dict]]:
     """Score each prediction of `variants`; the network runs once per mirroring, the rest is the pipeline's own."""
-    images, reference, regs, truth, info = aligned_case(case, bundle, "deformable", device)
+    images, reference, regs, truth, info = aligned_case(case, model, "deformable", device)
     transforms = {role: r.transform for role, r in regs.items()}
     cache: list[Prediction] = []
     rows, labels = {}, {}
-    original = pipeline.predict
+    original = grid_model.predict
     count = max(variants.values())
     for name, k in variants.items():
 
@@ -118,11 +120,11 @@ def run_case(case: Path, bundle, device, variants: dict[str, int]) -> tuple[dict
             cache.extend([] if cache else mirrored_predictions(network, stacked, present, roi, device, count))
             return mean_of(cache[:k])
 
-        pipeline.predict = averaged
+        grid_model.predict = averaged
         try:
-            grid, pred = pipeline.network_on_grid(images, reference, transforms, bundle, device)
+            grid, pred = model.predict(images, reference, transforms, device)
         finally:
-            pipeline.predict = original
+            grid_model.predict = original
         result = pipeline._postprocess(pred, grid, images, reference, regs)
         rows[name] = {"case": case.name, **score(result["labels"], truth, info, result["probability"])}
         labels[name] = result["labels"]
@@ -155,13 +157,13 @@ def main() -> None:
     p.add_argument("--plain", action="store_true", help="the plain pass only (a quarter of the network time)")
     args = p.parse_args()
     device = pick_device(args.device)
-    bundle = model_store.load(args.model, device)
+    model = model_store.load_model(args.model, device)
     rows: dict[tuple[str, str], list[dict]] = {}
     lesions: list[dict] = []
     variants = {"plain": 1} if args.plain else VARIANTS
     with tempfile.TemporaryDirectory() as tmp:
         for protocol, case in generated_cases(Path(tmp), args.cases, args.seeds):
-            case_rows, case_lesions = run_case(case, bundle, device, variants)
+            case_rows, case_lesions = run_case(case, model, device, variants)
             lesions += case_lesions
             for lesion in case_lesions:
                 print(json.dumps(lesion), flush=True)

@@ -26,6 +26,7 @@ from liverfusion.inference.pipeline import align_all, liver_focus, segment_align
 from liverfusion.inference.postprocess import shown
 from liverfusion.io.roles import choose_reference
 from liverfusion.models import store as model_store
+from liverfusion.models.interface import SegmentationModel
 from liverfusion.synthesis.phantom import make_case
 
 PROTOCOLS = (("ct-mri", 9000), ("multiphase", 9500))
@@ -56,32 +57,32 @@ def generated_cases(tmp: Path, cases: int, seeds: tuple[int, int] = SEEDS):
             yield protocol, case
 
 
-def variants(bundles: list[model_store.Bundle], roles: list[str], singles: bool):
-    """(row name, bundle, inputs used): every model on all inputs, and the first on each input alone."""
-    for bundle in bundles:
-        yield bundle.name, bundle, None
+def variants(models: list[SegmentationModel], roles: list[str], singles: bool):
+    """(row name, model, inputs used): every model on all inputs, and the first on each input alone."""
+    for model in models:
+        yield model.bundle.name, model, None
     if singles and len(roles) > 1:
         for role in roles:
-            yield f"{bundles[0].name} [{role} only]", bundles[0], {role}
+            yield f"{models[0].bundle.name} [{role} only]", models[0], {role}
 
 
-def aligned_case(case: Path, bundle: model_store.Bundle, align: str, device):
-    """A case folder's images, reference role, registrations (the liver found by `bundle` focuses the deformable
+def aligned_case(case: Path, model: SegmentationModel, align: str, device):
+    """A case folder's images, reference role, registrations (the liver found by `model` focuses the deformable
     stage), truth and `case.json`."""
     images = case_images(case)
     reference = choose_reference(images)
-    focus = liver_focus(images[reference], reference, bundle, device) if align == "deformable" else None
+    focus = liver_focus(images[reference], reference, model, device) if align == "deformable" else None
     regs = align_all(images, reference, align, lambda *_: None, focus=focus)
     return images, reference, regs, *truth_of(case)
 
 
-def run_case(case: Path, bundles: list[model_store.Bundle], args, device) -> dict[str, dict]:
+def run_case(case: Path, models: list[SegmentationModel], args, device) -> dict[str, dict]:
     """Align once, with the first model's liver, then score every variant."""
-    images, reference, regs, truth, info = aligned_case(case, bundles[0], args.align, device)
+    images, reference, regs, truth, info = aligned_case(case, models[0], args.align, device)
     rows = {}
-    for name, bundle, use in variants(bundles, list(images), args.singles):
+    for name, model, use in variants(models, list(images), args.singles):
         start = time.perf_counter()
-        result = segment_aligned(images, reference, regs, bundle, device, use=use)
+        result = segment_aligned(images, reference, regs, model, device, use=use)
         rows[name] = {"case": case.name, **score(result["labels"], truth, info, result["probability"])}
         rows[name]["seconds"] = round(time.perf_counter() - start, 2)
     return rows
@@ -128,14 +129,14 @@ def gap_text(a: list[dict], b: list[dict], key: str) -> str:
 def evaluate_models(args) -> dict[tuple[str, str], list[dict]]:
     """Rows per (protocol, model) from phantoms made now; `both` pools the protocols' rows."""
     device = pick_device(args.device)
-    bundles = [model_store.load(m, device) for m in args.models]
-    names = [b.name for b in bundles]
+    models = [model_store.load_model(m, device) for m in args.models]
+    names = [m.bundle.name for m in models]
     if len(set(names)) < len(names):  # rows are keyed by name: one model's would silently replace another's
         raise SystemExit(f"--models: two models named {max(names, key=names.count)}; rename one in its metadata.json")
     rows: dict[tuple[str, str], list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for protocol, case in generated_cases(Path(tmp), args.cases, args.seeds):
-            for name, row in run_case(case, bundles, args, device).items():
+            for name, row in run_case(case, models, args, device).items():
                 rows.setdefault((protocol, name), []).append(row)
                 if " only]" not in name:  # a single input differs between protocols
                     rows.setdefault(("both", name), []).append(row)

@@ -33,9 +33,9 @@ def lesion_centres(label: sitk.Image) -> list[tuple[float, ...]]:
     return [stats.GetCentroid(i) for i in stats.GetLabels() if stats.GetNumberOfPixels(i) >= 5]
 
 
-def ours(ct, mri, mode, bundle, device):
+def ours(ct, mri, mode, model, device):
     t = time.perf_counter()
-    focus = liver_focus(ct, "ct", bundle, device) if bundle is not None else None
+    focus = liver_focus(ct, "ct", model, device) if model is not None else None
     reg = register(ct, mri, mode, "ct", "mri", focus)
     return reg.transform, time.perf_counter() - t
 
@@ -80,10 +80,10 @@ def score(case: Path, transform: sitk.Transform, seconds: float) -> dict:
     }
 
 
-def run_pair(case: Path, bundle, device) -> dict[str, dict]:
+def run_pair(case: Path, model, device) -> dict[str, dict]:
     ct, mri = read_image(case / "ct.nii.gz"), read_image(case / "mri.nii.gz")
     out = {"none": score(case, sitk.Euler3DTransform(), 0.0)}
-    for name, mode, b in (("ours rigid", "rigid", None), ("ours deformable", "deformable", bundle)):
+    for name, mode, b in (("ours rigid", "rigid", None), ("ours deformable", "deformable", model)):
         out[name] = score(case, *ours(ct, mri, mode, b, device))
     out["elastix rigid+bspline"] = score(case, *elastix(ct, mri))
     return out
@@ -95,13 +95,13 @@ def main() -> None:
     p.add_argument("--no-clinical", action="store_true")
     args = p.parse_args()
     device = pick_device("auto")
-    bundle = model_store.load(None, device)
+    model = model_store.load_model(None, device)
     rows: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.pairs):
             case = Path(tmp) / f"pair_{i}"
             make_case(case, 6000 + i, "ct-mri")
-            for name, r in run_pair(case, bundle, device).items():
+            for name, r in run_pair(case, model, device).items():
                 rows.setdefault(name, []).append(r)
                 print(
                     f"pair {i} {name:>22}: Dice {r['dice']:.3f}, lesion error "
@@ -122,7 +122,7 @@ def main() -> None:
         if not args.no_clinical:
             case = Path(tmp) / "clinical"
             make_case(case, 6100, "ct-mri", shapes={"ct": (512, 512, 120), "mri": (320, 260, 40)})
-            for name, r in run_pair(case, bundle, device).items():
+            for name, r in run_pair(case, model, device).items():
                 print(f"clinical size {name:>22}: Dice {r['dice']:.3f}, {r['seconds']:.1f} s")
 
 

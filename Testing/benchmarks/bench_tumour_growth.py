@@ -44,9 +44,9 @@ def grown(labels: sitk.Image, tumour_probability: sitk.Image, low: float) -> sit
     return out
 
 
-def case_rows(case: Path, bundle, device, thresholds: list[float]) -> dict[str, dict]:
-    images, reference, regs, truth, info = aligned_case(case, bundle, "deformable", device)
-    result = segment_aligned(images, reference, regs, bundle, device)
+def case_rows(case: Path, model, device, thresholds: list[float]) -> dict[str, dict]:
+    images, reference, regs, truth, info = aligned_case(case, model, "deformable", device)
+    result = segment_aligned(images, reference, regs, model, device)
     variants = {PRODUCT: result["labels"]}
     variants.update({f"grown to P >= {t}": grown(result["labels"], result["tumor_probability"], t) for t in thresholds})
     return {name: {"case": case.name, **score(labels, truth, info, None)} for name, labels in variants.items()}
@@ -71,11 +71,11 @@ def main() -> None:
     p.add_argument("--thresholds", type=float, nargs="+", default=[0.35, 0.25, 0.15])
     args = p.parse_args()
     device = pick_device(args.device)
-    bundle = model_store.load(args.model, device)
+    model = model_store.load_model(args.model, device)
     rows: dict[tuple[str, str], list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for protocol, case in generated_cases(Path(tmp), args.cases, tuple(args.seeds)):
-            done = case_rows(case, bundle, device, args.thresholds)
+            done = case_rows(case, model, device, args.thresholds)
             for name, row in done.items():
                 for group in (protocol, "both"):
                     rows.setdefault((group, name), []).append(row)

@@ -36,10 +36,10 @@ def labels_at(threshold: float):
     return labels
 
 
-def case_rows(case: Path, bundle, device, thresholds: list[float]) -> dict[float, dict]:
-    images, reference, regs, truth, info = aligned_case(case, bundle, "deformable", device)
+def case_rows(case: Path, model, device, thresholds: list[float]) -> dict[float, dict]:
+    images, reference, regs, truth, info = aligned_case(case, model, "deformable", device)
     transforms = {role: r.transform for role, r in regs.items()}
-    grid, pred = pipeline.network_on_grid(images, reference, transforms, bundle, device)
+    grid, pred = model.predict(images, reference, transforms, device)
     rows = {}
     for t in thresholds:
         pipeline._argmax_labels = labels_at(t)
@@ -57,11 +57,11 @@ def main() -> None:
     p.add_argument("--device", default="auto")
     args = p.parse_args()
     device = pick_device(args.device)
-    bundle = model_store.load(args.model, device)
+    model = model_store.load_model(args.model, device)
     rows: dict[tuple[str, float], list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for protocol, case in generated_cases(Path(tmp), args.cases, SEEDS):
-            for t, row in case_rows(case, bundle, device, args.thresholds).items():
+            for t, row in case_rows(case, model, device, args.thresholds).items():
                 for key in (protocol, "both"):
                     rows.setdefault((key, t), []).append(row)
                 print(f"{case.name} t={t}: tumour {row['tumor_dice']:.3f}", flush=True)

@@ -17,7 +17,6 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..apps.ct2mri import translate as ct2mri
-from ..apps.kuleuven import predict as kuleuven_predict
 from ..constants import CHANNELS, ROLE_TO_CHANNEL, TUMOR
 from ..errors import InputError, LiverFusionError, OverlapError, RoleError
 from ..io import intensity_checks
@@ -34,13 +33,13 @@ from ..io.images import (
 from ..io.roles import check_roles, choose_reference
 from ..io.segnrrd import write_seg_nrrd
 from ..models import store as model_store
-from ..preprocessing import air_mask, bounding_box, canonical_grid, stack_channels, to_grid
+from ..models.interface import Prediction, SegmentationModel, guarded
+from ..preprocessing import bounding_box
 from ..progress import Reporter, silent
 from ..registration import align as registration
 from ..reports.page import write_report
 from . import postprocess
 from .device import pick_device
-from .sliding_window import Prediction, guarded, predict
 
 
 @dataclass
@@ -97,107 +96,20 @@ class CaseResult:
 FOCUS_MARGIN_MM = 20.0
 
 
-def network_on_grid(
-    images: dict[str, sitk.Image],
-    reference: str,
-    transforms: dict[str, sitk.Transform],
-    bundle: model_store.Bundle,
-    device,
-    report: Reporter = silent,
-    use: Collection[str] | None = None,
-) -> tuple[sitk.Image, Prediction]:
-    """Resample the (aligned) inputs onto the model grid of the reference, stack them and run the network;
-    `use` names the inputs the network sees (default all; the reference still gives the grid).
-    A single-image model (KU Leuven's) runs on the reference alone, on its own grid, its lesion tiles reported
-    between 0.55 and 0.8 (minutes on a CPU)."""
-    if is_single_image(bundle):
-
-        def on_tile(done: int, total: int) -> None:
-            report(0.55 + 0.25 * done / total, f"lesion tile {done}/{total}")
-
-        pred = kuleuven_predict.prediction(images[reference], reference, bundle.network, device, on_tile)
-        return images[reference], pred
-    grid = canonical_grid(images[reference], tuple(bundle.config["spacing_mm"]))
-    arrays = {
-        role: to_grid(image, grid, role, transforms.get(role))
-        for role, image in images.items()
-        if use is None or role in use
-    }
-    stacked, present = stack_channels(arrays)
-    air = air_mask(images[reference], grid, reference)
-    roi = tuple(bundle.config["roi_size"])
-    box = bounding_box(~air, roi)
-    pred = embedded(predict(bundle.network, stacked[(slice(None), *box)], present, roi, device), box, air.shape)
-    pred.probabilities[:, air] = 0.0
-    pred.probabilities[0, air] = 1.0
-    return grid, pred
-
-
-def embedded(pred: Prediction, box: tuple[slice, ...], shape: tuple[int, ...]) -> Prediction:
-    """A prediction made inside `box` placed on the whole grid: background, no malignancy and no fusion weight
-    outside it (the air around the patient, which the network no longer sees)."""
-    if all(s.start == 0 and s.stop == n for s, n in zip(box, shape)):
-        return pred
-
-    def full(part: np.ndarray, fill: float) -> np.ndarray:
-        out = np.full(part.shape[:1] + tuple(shape), fill, np.float32)
-        out[(slice(None), *box)] = part
-        return out
-
-    probabilities = full(pred.probabilities, 0.0)
-    outside = np.ones(shape, bool)
-    outside[box] = False
-    probabilities[0, outside] = 1.0
-    logits = None if pred.malignancy_logits is None else full(pred.malignancy_logits[None], 0.0)[0]
-    return Prediction(probabilities, logits, full(pred.fusion_weights, 0.0), pred.notes)
-
-
-def is_single_image(bundle: model_store.Bundle) -> bool:
-    return bundle.config.get("architecture") == "kuleuven"
-
-
-def reference_alone(
-    image: sitk.Image, reference: str, bundle: model_store.Bundle, device
-) -> tuple[sitk.Image, Prediction] | None:
-    """The network on the reference image alone, for a case where it will see more than that image: its liver
-    focuses the deformable alignment, and it guards the fused prediction (`inference.guarded`). None for a
-    single-image model (it never sees the others)."""
-    if is_single_image(bundle):
-        return None
-    return network_on_grid({reference: image}, reference, {}, bundle, device)
-
-
 def liver_focus(
-    image: sitk.Image, role: str, bundle: model_store.Bundle, device, alone: tuple | None = None
+    image: sitk.Image, role: str, model: SegmentationModel, device, alone: tuple | None = None
 ) -> sitk.Image | None:
-    """The liver found by the network on the reference image alone (`alone`, when already run), dilated by 20 mm;
+    """The liver found by the model on the reference image alone (`alone`, when already run), dilated by 20 mm;
     None if none found.
 
     The network works with any subset of inputs, so it can find the liver before alignment; the
     deformable stage then fits the organ we care about rather than the whole abdomen.
     """
-    liver = liver_alone(image, role, bundle, device, alone)
+    liver = model.liver(image, role, device, alone)
     if liver is None:
         return None
     radius = [int(np.ceil(FOCUS_MARGIN_MM / s)) for s in liver.GetSpacing()]
     return sitk.BinaryDilate(liver, radius)
-
-
-def liver_alone(
-    image: sitk.Image, role: str, bundle: model_store.Bundle, device, alone: tuple | None = None
-) -> sitk.Image | None:
-    """The largest liver component (tumours included) the network finds on one image, on the model grid; `alone`
-    is the (grid, prediction) of `network_on_grid` on that image when it has run already."""
-    if is_single_image(bundle):
-        liver = kuleuven_predict.liver_only(image, role, bundle.network, device)
-        grid = canonical_grid(image, bundle.network.liver.spec.spacing_mm)
-        liver = sitk.Resample(liver, grid, sitk.Transform(), sitk.sitkNearestNeighbor)
-        return liver if postprocess.liver_volume_ml(liver) >= 100 else None
-    grid, pred = alone or network_on_grid({role: image}, role, {}, bundle, device)
-    liver = sitk.GetImageFromArray((pred.probabilities[1:].sum(0) > 0.5).astype(np.uint8))
-    liver.CopyInformation(grid)
-    liver = sitk.RelabelComponent(sitk.ConnectedComponent(liver), sortByObjectSize=True) == 1
-    return liver if postprocess.liver_volume_ml(liver) >= 100 else None
 
 
 def align_all(
@@ -241,19 +153,18 @@ def run_case(
         raise LiverFusionError(f"--align {align}: expected one of {', '.join(registration.MODES)}")
     timings, start = {}, time.perf_counter()
     dev = pick_device(device)
-    bundle = model_store.load(model, dev)
+    segmenter = model_store.load_model(model, dev)
     if reference is not None and reference not in images:
         raise RoleError(f"--reference {reference}: not among the inputs ({', '.join(images)})")
     reference = reference or choose_reference(images)
-    if is_single_image(bundle) and len(images) > 1:
-        warnings.append(f"{bundle.name} segments one image, the reference ({reference}); the others are only aligned")
+    warnings += segmenter.notes(images, reference)
     focus, alone, fills_mri = None, None, fill_mri and "mri" not in images
     if len(images) > 1 or fills_mri:
         report(0.02, "reference alone")
-        alone = reference_alone(images[reference], reference, bundle, dev)
+        alone = segmenter.alone(images[reference], reference, dev)
         timings["reference_alone"], start = time.perf_counter() - start, time.perf_counter()
     if align == "deformable" and len(images) > 1:
-        focus = liver_focus(images[reference], reference, bundle, dev, alone)
+        focus = liver_focus(images[reference], reference, segmenter, dev, alone)
         if focus is None:
             warnings.append("no liver found on the reference alone: deformable alignment of the whole image")
     regs = align_all(images, reference, align, report, names, focus)
@@ -268,12 +179,12 @@ def run_case(
     report(0.5, "infer")
     network_inputs = {**images, **translated}
     guard = alone[1] if alone else None
-    result = segment_aligned(network_inputs, reference, regs, bundle, dev, report, timings, guard=guard)
+    result = segment_aligned(network_inputs, reference, regs, segmenter, dev, report, timings, guard=guard)
     warnings += [w for r in regs.values() for w in r.warnings] + result.pop("notes")
     return CaseResult(
         reference=reference,
         device=str(dev),
-        model=bundle,
+        model=segmenter.bundle,
         registrations=regs,
         timings=timings,
         warnings=warnings,
@@ -288,7 +199,7 @@ def segment_aligned(
     images: dict[str, sitk.Image],
     reference: str,
     regs: dict[str, registration.Registration],
-    bundle: model_store.Bundle,
+    model: SegmentationModel,
     device,
     report: Reporter = silent,
     timings: dict[str, float] | None = None,
@@ -297,11 +208,11 @@ def segment_aligned(
 ) -> dict:
     """Network and post-processing on inputs already aligned by `regs`: the fields of a CaseResult that they
     make, and `notes` for its warnings. Benchmarks call it to compare models, and subsets of inputs (`use`), on one
-    alignment. `guard`, the prediction on the reference alone, guards a fused one (`inference.guarded`)."""
+    alignment. `guard`, the prediction on the reference alone, guards a fused one (`interface.guarded`)."""
     timings = {} if timings is None else timings
     t = time.perf_counter()
     transforms = {role: r.transform for role, r in regs.items()}
-    grid, pred = network_on_grid(images, reference, transforms, bundle, device, report, use)
+    grid, pred = model.predict(images, reference, transforms, device, report, use)
     if guard is not None and len(use or images) > 1:
         pred = guarded(pred, guard)
     timings["infer"] = time.perf_counter() - t

@@ -2,40 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 import torch
 from monai.inferers import SlidingWindowInferer
 
-
-@dataclass
-class Prediction:
-    """Network outputs on the model grid: class probabilities [3, ...], malignancy logits (None for a model that
-    does not rate malignancy) and fusion weights; `notes` say how it was made when that was not as asked (a GPU
-    that ran out of memory)."""
-
-    probabilities: np.ndarray
-    malignancy_logits: np.ndarray | None
-    fusion_weights: np.ndarray
-    notes: list[str] = field(default_factory=list)
-
-
-def guarded(fused: Prediction, alone: Prediction) -> Prediction:
-    """A fused prediction that keeps every tumour the reference image alone finds: the organ (liver or tumour) is
-    the fused network's, and within it the tumour is the more confident of the two (its malignancy logit too). On real
-    phases taken in different breaths the fused network missed an HCC that the labelled phase alone found
-    (real-train tace1720, cross-validated: tumour Dice 0.03 against 0.62). The organ stays the fused one's: taking the
-    mean of the two livers grew the liver of a phantom to the edge of its scan. The fusion weights are the fused
-    network's."""
-    organ = fused.probabilities[1:].sum(0)
-    tumor = np.maximum(fused.probabilities[2], np.minimum(alone.probabilities[2], organ))
-    probabilities = np.stack([1 - organ, organ - tumor, tumor]).astype(np.float32)
-    logits = fused.malignancy_logits
-    if logits is not None and alone.malignancy_logits is not None:
-        logits = np.maximum(logits, alone.malignancy_logits)
-    return Prediction(probabilities, logits, fused.fusion_weights, fused.notes + alone.notes)
-
+from ..models.interface import Prediction
 
 # On CUDA: (windows per batch, where the stitched output lives), tried in turn when the GPU runs out of memory.
 # The window itself keeps the size the model was trained with: larger or smaller windows change what its instance

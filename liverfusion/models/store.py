@@ -17,17 +17,10 @@ from pathlib import Path
 import torch
 
 from ..errors import ModelError
-from ..networks.baselines import BaselineNet
-from ..networks.fusion import FusionNet
-from ..networks.kuleuven_unet import KULeuvenPair
+from . import registry
+from .interface import SegmentationModel
 
 DEFAULT_MODEL = "liverfusion_attention"
-# `inference.json`'s "architecture": which class its "network" arguments build
-ARCHITECTURES: dict[str, Callable[..., torch.nn.Module]] = {
-    "fusion": FusionNet,
-    "kuleuven": KULeuvenPair,
-    "baseline": BaselineNet,
-}
 SEGMENTATION, TRANSLATOR = "segmentation", "translator"
 MODELS_DIR = Path(os.environ.get("LIVERFUSION_MODELS", Path(__file__).resolve().parents[2] / "Resources" / "Models"))
 
@@ -106,8 +99,8 @@ def load(
     """Load and verify a bundle; a missing file, a checksum mismatch or a bundle of another kind is a
     ModelError, not a crash.
 
-    `build` makes the network from `inference.json`'s `network` arguments; by default the class its
-    `architecture` names (the fusion network when it names none)."""
+    `build` makes the network from `inference.json`'s `network` arguments; by default the network class of the
+    bundle's kind (`registry.KINDS`: its `architecture`, the fusion network when it names none)."""
     path = resolve(name_or_dir)
     try:
         metadata = json.loads((path / "configs" / "metadata.json").read_text(encoding="utf-8"))
@@ -126,10 +119,16 @@ def load(
             f"{weights}: SHA-256 {digest[:12]}... does not match the bundle's "
             f"{str(expected)[:12]}...; the file is corrupt or was replaced"
         )
-    network = (build or ARCHITECTURES[config.get("architecture", "fusion")])(**config["network"])
+    network = (build or registry.model_class(config, path).network_class)(**config["network"])
     network.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     network.to(device).eval()
     return Bundle(path, metadata["name"], metadata["version"], digest, config, metadata, network)
+
+
+def load_model(name_or_dir: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> SegmentationModel:
+    """A verified segmentation bundle wrapped in the class of its kind: what the pipeline runs."""
+    bundle = load(name_or_dir, device)
+    return registry.model_class(bundle.config, bundle.path)(bundle)
 
 
 def save(path: Path, network: torch.nn.Module, config: dict, metadata: dict, card: str) -> Path:

@@ -21,7 +21,7 @@ import torch
 from scipy import ndimage
 
 from ...constants import CHANNELS, CT_ROLES, ROLE_TO_CHANNEL
-from ...inference.sliding_window import Prediction
+from ...models.interface import Prediction
 from ...networks.kuleuven_unet import KULeuvenPair, KULeuvenUNet
 
 CT, MR = "CT", "MR"

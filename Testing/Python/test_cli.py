@@ -301,3 +301,16 @@ def test_evaluate_a_dataset_needs_an_output_folder(small_ctmri):
     done = run("evaluate", "--dataset", str(small_ctmri.parent))
     assert done.returncode == 2
     assert done.stderr.strip() == f"error: --dataset {small_ctmri.parent}: --out is required (where the tables go)"
+
+
+def test_the_python_api_is_documented_at_the_package_top_and_imports_torch_only_when_used():
+    code = ("import sys, liverfusion; light = 'torch' not in sys.modules; doc = liverfusion.segment.__doc__; "
+            "print(light, 'inputs:' in doc, 'Returns' in liverfusion.run_case.__doc__, 'torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.split() == ["True", "True", "True", "True"], done.stderr
+
+
+def test_the_console_module_and_the_package_run_the_same_command_line():
+    for module in ("liverfusion", "liverfusion.cli"):
+        done = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True)
+        assert done.returncode == 0 and "{segment,register,synth-tumor,phantom,evaluate,train," in done.stdout

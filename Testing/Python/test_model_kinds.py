@@ -21,7 +21,7 @@ from liverfusion.models import store as model_store
 from liverfusion.models.interface import Prediction, SegmentationModel
 
 REPO = Path(__file__).resolve().parents[2]
-BUNDLE_DIRS = [*sorted((REPO / "Resources" / "Models").iterdir()), *sorted((REPO / "Testing/benchmarks/models").glob("*/"))]
+BUNDLE_DIRS = [d for root in ("Resources/Models", "Testing/benchmarks/models") for d in sorted((REPO / root).iterdir())]
 METHODS = [name for name, _ in inspect.getmembers(SegmentationModel, inspect.isfunction) if not name.startswith("_")]
 
 
@@ -90,5 +90,6 @@ def test_a_new_kind_is_one_class_and_one_registry_line(small_ctmri, tmp_path, mo
     ct = read_image(small_ctmri / "ct.nii.gz")
     result = run_case({"ct": ct}, "none", "cpu", str(bundle))
     assert isinstance(model_store.load_model(bundle), BrightIsLiver)
-    assert result.model.name == "bright" and result.probability is None and "bright is liver: a test kind" in result.warnings
+    assert result.model.name == "bright" and result.probability is None
+    assert "bright is liver: a test kind" in result.warnings
     assert result.liver_volume_ml > 100

@@ -142,11 +142,28 @@ def run_case(
     fill_mri: bool = False,
     reference: str | None = None,
 ) -> CaseResult:
-    """Segment one case held in memory. `names` maps roles to file names for error messages.
+    """Segment one case held in memory and return everything the run made (nothing is written).
 
-    With `fill_mri` and no MRI given, the reference CT translated to an MRI-like image fills the MRI channel;
-    it lies on the CT's grid, so it needs no alignment. `reference` names the input whose grid the outputs take
-    (default: `choose_reference`), such as the phase a radiologist drew on."""
+    images: SimpleITK images by role (`ct`, `mri`, `nc`, `arterial`, `portal`, `delayed`), each on its own grid;
+        one image or several of the same patient.
+    align: `none`, `rigid` or `deformable` (rigid, then a B-spline focused on the liver the model finds on the
+        reference alone): how each other input is registered to the reference.
+    device: `auto` (CUDA when PyTorch sees a GPU), `cpu` or `cuda`.
+    model: a bundle name under `Resources/Models` or a bundle folder; default `liverfusion_attention`.
+    report: called as `report(fraction, stage)` as the run goes; it may raise `errors.Cancelled` to stop the run.
+    names: file names by role, for error messages.
+    fill_mri: with no MRI given, the reference CT translated to an MRI-like image fills the MRI channel; it lies
+        on the CT's grid, so it needs no alignment.
+    reference: the input whose grid the outputs take (default: `choose_reference`: portal or ct, else the first),
+        such as the phase a radiologist drew on.
+
+    Returns a `CaseResult` on the reference grid: `labels` (0 background, 1 liver, 2 tumour), `lesions` (volume,
+    diameter, malignancy probability each), `probability` (the case's, None for a model that does not rate
+    malignancy), the attention and fusion maps, the aligned inputs with their transforms, `timings` and `warnings`.
+    Errors a user can cause (a bad input, a missing model) are `errors.LiverFusionError` with a one-line message.
+
+    >>> result = run_case({"ct": read_image("ct.nii.gz"), "mri": read_image("t2/")}, align="rigid")
+    >>> result.probability, [lesion.volume_ml for lesion in result.lesions]"""
     check_roles(images)
     images, warnings = intensity_checks.checked(images, names)
     if align not in registration.MODES:
@@ -411,7 +428,21 @@ def segment(
     fill_mri: bool = False,
     reference: str | None = None,
 ) -> dict:
-    """Read, segment and write one case; on any error nothing is left in `out_dir`."""
+    """Read, segment and write one case: what `liverfusion segment` does. On any error nothing is left in `out_dir`.
+
+    inputs: image paths by role (`ct`, `mri`, `nc`, `arterial`, `portal`, `delayed`): a NIfTI, NRRD or MHA file,
+        a DICOM folder, or FOLDER@NUMBER for one series of a folder that holds several.
+    out_dir: the output folder; it receives `segmentation.nii.gz` and `.seg.nrrd` (0 background, 1 liver,
+        2 tumour; also `segmentation.dcm` for a DICOM reference), `attention*.nii.gz`, `tumor_probability.nii.gz`,
+        `aligned_<role>.nii.gz` with `transform_<role>.h5`, `report.html` and, last, `result.json`.
+    align, device, model, report, fill_mri, reference: as for `run_case`.
+
+    Returns the `result.json` content: the case's malignancy probability, liver volume, lesions, timings, device,
+    model (name, version, SHA-256), inputs, alignment and warnings. Errors a user can cause are
+    `errors.LiverFusionError` with a one-line message.
+
+    >>> summary = segment({"ct": "ct.nii.gz", "mri": "t2.nii.gz"}, "out", align="rigid", device="cpu")
+    >>> summary["malignancy_probability"], len(summary["lesions"])"""
     require_writable(out_dir)  # before minutes of work
     t = time.perf_counter()
     images = read_inputs(inputs)

@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 import torch
+from benchlib import json_argument, write_json
 
 from liverfusion.training.trainer import augmentations, crop_weights, make_batch
 
@@ -29,11 +30,13 @@ def synthetic_case(rng: np.random.Generator) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=5)
+    json_argument(p, __file__)
     args = p.parse_args()
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
     case = synthetic_case(rng)
     case["weight"] = crop_weights(case["label"])
+    rows = []
     for spatial in (False, True):
         for lesion_crops in (False, True):
             transform = augmentations((64, 64, 64), lesion_crops, spatial)
@@ -43,6 +46,8 @@ def main() -> None:
                 make_batch([case], transform, rng, 8)
             seconds = (time.perf_counter() - start) / args.repeats
             print(f"spatial {spatial!s:5} lesion crops {lesion_crops!s:5}: {seconds:.2f} s per batch of 8")
+            rows.append({"spatial": spatial, "lesion_crops": lesion_crops, "seconds_per_batch_of_8": seconds})
+    write_json(args.json, {"rows": rows}, args)
 
 
 if __name__ == "__main__":

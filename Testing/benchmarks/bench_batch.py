@@ -14,6 +14,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from benchlib import json_argument, write_json
+
 from liverfusion.inference.cohort import Options, run_cohort
 from liverfusion.synthesis.phantom import make_case
 
@@ -22,7 +24,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cases", type=int, default=20)
     p.add_argument("--align", default="rigid")
+    json_argument(p, __file__)
     args = p.parse_args()
+    runs = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         folders = [root / "cases" / f"case_{i:03d}" for i in range(args.cases)]
@@ -40,6 +44,9 @@ def main() -> None:
             done = sum(r["status"] == "done" for r in rows)
             print(f"{label:>10}: {done}/{len(rows)} cases in {minutes * 60:.0f} s, {done / minutes:.1f} cases/min "
                   f"({cores} cores, align {args.align})", flush=True)
+            runs.append({"run": label, "workers": workers, "threads": threads, "cases": len(rows), "done": done,
+                         "seconds": minutes * 60, "cases_per_minute": done / minutes, "cores": cores})
+    write_json(args.json, {"runs": runs}, args)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-from bench_models import aligned_case, gap_text, generated_cases, one_model_arguments
+from benchlib import aligned_case, gap_text, generated_cases, json_argument, one_model_arguments, saved_rows, write_json
 from scipy import ndimage
 
 from liverfusion.constants import TUMOR
@@ -154,11 +154,11 @@ def report(rows: list[dict]) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     one_model_arguments(p)
-    p.add_argument("--json", default=None, help="write the rows here")
+    json_argument(p, __file__)
     p.add_argument("--from-json", nargs="+", default=None, help="rate saved rows again, pooled; nothing runs")
     args = p.parse_args()
     if args.from_json:
-        rows = [row for file in args.from_json for row in json.loads(Path(file).read_text(encoding="utf-8"))]
+        rows = [row for file in args.from_json for row in saved_rows(file)]
     else:
         device = pick_device(args.device)
         model = model_store.load_model(args.model, device)
@@ -167,9 +167,8 @@ def main() -> None:
             for protocol, case in generated_cases(Path(tmp), args.cases, tuple(args.seeds)):
                 rows.append(case_row(protocol, case, model, device))
                 print(json.dumps(rows[-1]), flush=True)
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
     report(rows)
+    write_json(args.json, {"rows": rows}, args)
 
 
 if __name__ == "__main__":

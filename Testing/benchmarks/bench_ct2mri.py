@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 import torch
+from benchlib import OUTPUT, REAL, json_argument, write_json
 from monai.metrics import PSNRMetric, SSIMMetric
 
 from liverfusion.apps.ct2mri.translate import load_translator, mri_to_unit, translate
@@ -36,7 +37,6 @@ from liverfusion.models import store as model_store
 from liverfusion.synthesis.phantom import aligned_pair, make_case
 from liverfusion.synthesis.tumor import LESION_TYPES, insert
 
-HERE = Path(__file__).resolve().parent
 CPU = torch.device("cpu")
 
 
@@ -54,7 +54,7 @@ def liver_dice_alone(image: sitk.Image, role: str, label: sitk.Image, segmenter)
     return dice(sitk.GetArrayFromImage(found) > 0, sitk.GetArrayFromImage(label) > 0)
 
 
-def translation_table(translators: dict, pairs: int) -> None:
+def translation_table(translators: dict, pairs: int) -> dict:
     segmenter = model_store.load_model(None, CPU)
     rows: dict[str, list] = {name: [] for name in [*translators, "true MRI (ceiling)", "CT alone (reference)"]}
     for i in range(pairs):
@@ -74,13 +74,15 @@ def translation_table(translators: dict, pairs: int) -> None:
         a = np.array(values, float)
         cells = [_mean_sd(a[:, k]) for k in range(3)]
         print(f"{name:<34} {cells[0]:>13} {cells[1]:>13} {cells[2]:>13} {np.mean(a[:, 3]):7.1f}")
+    keys = ("ssim", "psnr_db", "liver_dice", "seconds")
+    return {name: [dict(zip(keys, row)) for row in values] for name, values in rows.items()}
 
 
 def _mean_sd(values: np.ndarray) -> str:
     return f"{np.mean(values):.3f} ± {np.std(values):.3f}" if np.isfinite(values).all() else "—"
 
 
-def clinical_timing(bundle) -> None:
+def clinical_timing(bundle) -> float:
     """Seconds to translate a CT of 512x512x120 voxels (0.74 x 0.74 x 2 mm), reading and writing excluded."""
     ct = sitk.GetImageFromArray(np.random.default_rng(0).normal(40, 20, (120, 512, 512)).astype(np.int16))
     ct.SetSpacing((0.74, 0.74, 2.0))
@@ -88,6 +90,7 @@ def clinical_timing(bundle) -> None:
     translate(ct, bundle, CPU)
     seconds = time.perf_counter() - start
     print(f"\n0. A CT of 512x512x120 translated in {seconds:.1f} s ({torch.get_num_threads()} threads)")
+    return seconds
 
 
 def phantom_cases(n: int, work: Path) -> list[tuple[dict, sitk.Image, bool]]:
@@ -122,19 +125,21 @@ def fusion_rows(cases: list, fill: bool) -> dict:
     return {"tumor_dice": float(np.mean(dices)), "auc": auc(probs, truth), "malignant": sum(truth), "n": len(truth)}
 
 
-def fusion_table(n_phantoms: int, real: Path) -> None:
+def fusion_table(n_phantoms: int, real: Path) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         sets = {"phantom CT (held out)": phantom_cases(n_phantoms, Path(tmp))}
         if real.is_dir():
             sets["real CT + synthetic lesions"] = real_cases(real)
         print("\n2. Fusion network: CT alone against CT + translated MRI (fill_mri)")
         print(f"{'cases':<44} {'input':<20} {'tumour Dice':>11} {'AUC':>6}")
+        table: dict[str, dict] = {}
         for name, cases in sets.items():
             for label, fill in (("CT alone", False), ("CT + translated MRI", True)):
-                r = fusion_rows(cases, fill)
+                r = table.setdefault(name, {})[label] = fusion_rows(cases, fill)
                 shown = f"{r['auc']:.3f}" if r["auc"] is not None else "—"
                 title = f"{name} ({r['n']}, {r['malignant']} malignant)"
                 print(f"{title:<44} {label:<20} {r['tumor_dice']:>11.3f} {shown:>6}")
+    return table
 
 
 def main() -> None:
@@ -142,9 +147,10 @@ def main() -> None:
     p.add_argument("--pairs", type=int, default=6)
     p.add_argument("--cases", type=int, default=6, help="held-out phantom CTs for part 2")
     p.add_argument("--model", default=None, help="our translator (default: the shipped one)")
-    p.add_argument("--baseline", default=str(HERE / "output" / "ct2mri_train" / "plain"))
-    p.add_argument("--real", default=str(HERE.parents[2] / "shared" / "data" / "real"))
+    p.add_argument("--baseline", default=str(OUTPUT / "ct2mri_train" / "plain"))
+    p.add_argument("--real", default=str(REAL))
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    json_argument(p, __file__)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     translators = {"ours (CycleGAN + MIND + shape)": load_translator(args.model, CPU)}
@@ -152,9 +158,10 @@ def main() -> None:
         translators["plain CycleGAN"] = load_translator(args.baseline, CPU)
     else:
         print(f"{args.baseline}: no plain CycleGAN bundle; train one with --structure-weight 0 to compare")
-    clinical_timing(translators["ours (CycleGAN + MIND + shape)"])
-    translation_table(translators, args.pairs)
-    fusion_table(args.cases, Path(args.real))
+    figures = {"clinical_ct_seconds": clinical_timing(translators["ours (CycleGAN + MIND + shape)"])}
+    figures["translation"] = translation_table(translators, args.pairs)
+    figures["fusion"] = fusion_table(args.cases, Path(args.real))
+    write_json(args.json, figures, args)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 import torch
+from benchlib import json_argument, write_json
 
 from liverfusion.inference.device import device_report
 from liverfusion.inference.sliding_window import predict
@@ -38,6 +39,7 @@ def timed_pass(net: torch.nn.Module, x: np.ndarray, present: np.ndarray, roi: tu
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default=None)
+    json_argument(p, __file__)
     args = p.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit(f"bench_gpu_fallback: needs CUDA ({device_report()})")
@@ -50,6 +52,7 @@ def main() -> None:
     ref, seconds, peak = timed_pass(net, x, present, roi, None)
     labels = ref.probabilities.argmax(0)
     print(f"{device_report()}; no cap: {seconds:.2f} s, peak {peak / 2**20:.0f} MiB, notes {ref.notes}")
+    rows = [{"cap_mib": None, "seconds": seconds, "peak_mib": peak / 2**20, "notes": ref.notes}]
     weights = sum(t.numel() * t.element_size() for t in net.state_dict().values())
     for share in (0.5, 0.2, 0.0):
         cap = weights + int(share * peak) + 2**20
@@ -60,6 +63,9 @@ def main() -> None:
             f"cap {cap / 2**20:.0f} MiB ({share:.0%} of the peak + weights): {seconds:.2f} s, notes {pred.notes}, "
             f"same class {same:.5f}, largest probability difference {diff:.4f}"
         )
+        rows.append({"cap_mib": cap / 2**20, "seconds": seconds, "notes": pred.notes, "same_class": same,
+                     "largest_probability_difference": diff})
+    write_json(args.json, {"device": device_report(), "rows": rows}, args)
 
 
 if __name__ == "__main__":

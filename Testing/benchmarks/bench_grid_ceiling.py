@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-from bench_models import generated_cases
+from benchlib import generated_cases, json_argument, write_json
 
 from liverfusion.constants import CHANNELS
 from liverfusion.evaluation.held_out import case_images, score, summarise, truth_of
@@ -54,6 +54,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cases", type=int, default=10, help="per protocol")
     p.add_argument("--spacing", type=float, default=3.0, help="model grid spacing, mm")
+    json_argument(p, __file__)
     args = p.parse_args()
     rows: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -65,12 +66,14 @@ def main() -> None:
                 f"lesions {r['lesions_found']}/{r['lesions_true']}",
                 flush=True,
             )
+    summaries = {}
     for protocol, done in rows.items():
-        s = summarise(done)
+        s = summaries[protocol] = summarise(done)
         print(
             f"{protocol}, {args.spacing:g} mm grid, perfect network: liver Dice {s['liver_dice']:.3f}, "
             f"tumour DSC {s['tumor_dice']:.3f}, lesion recall {s['lesion_recall']:.3f} ({s['cases']} cases)"
         )
+    write_json(args.json, {"summary": summaries, "rows": rows}, args)
 
 
 if __name__ == "__main__":

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 import torch
+from benchlib import REAL, json_argument, write_json
 
 from liverfusion.apps.kuleuven import predict as kuleuven_predict
 from liverfusion.evaluation.metrics import dice
 from liverfusion.inference.device import pick_device
 from liverfusion.models import store as model_store
 
-REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "real" / "totalsegmentator_examples"
+TS = REAL / "totalsegmentator_examples"
 CASES = (  # role, image, reference liver, its label value
     ("nc", "example_ct_sm.nii.gz", "example_seg_fast_liver.nii.gz", 1),
     ("mri", "example_mr_sm.nii.gz", "example_seg_mr.nii.gz", 5),
@@ -31,26 +31,32 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu")
+    json_argument(p, __file__)
     args = p.parse_args()
+    rows = []
     torch.set_num_threads(args.threads)
     device = pick_device(args.device)
     bundle = model_store.load("pyliverlesionseg", device)
     for role, image_name, truth_name, value in CASES:
-        image = sitk.ReadImage(str(REAL / image_name), sitk.sitkFloat32)
-        truth = sitk.GetArrayFromImage(sitk.ReadImage(str(REAL / truth_name))) == value
+        image = sitk.ReadImage(str(TS / image_name), sitk.sitkFloat32)
+        truth = sitk.GetArrayFromImage(sitk.ReadImage(str(TS / truth_name))) == value
         volume, spacing = kuleuven_predict.to_ras(image)
         for edge in (True, False):
             start = time.perf_counter()
             modality = kuleuven_predict.modality_of(role)
             mask = kuleuven_predict.liver_mask(volume, spacing, modality, bundle.network.liver, device, edge)
             found = sitk.GetArrayFromImage(kuleuven_predict.from_ras(mask.astype(np.float32), image)) > 0.5
+            seconds, score = time.perf_counter() - start, dice(found, truth)
             padding = "edge (ours)" if edge else "zeros (theirs)"
             print(
-                f"{image_name:>22} {padding:>15}: liver Dice {dice(found, truth):.4f} "
-                f"({int(found.sum())} voxels, reference {int(truth.sum())}), {time.perf_counter() - start:.1f} s "
+                f"{image_name:>22} {padding:>15}: liver Dice {score:.4f} "
+                f"({int(found.sum())} voxels, reference {int(truth.sum())}), {seconds:.1f} s "
                 f"on {device} ({args.threads} threads)",
                 flush=True,
             )
+            rows.append({"image": image_name, "padding": padding, "liver_dice": score, "voxels": int(found.sum()),
+                         "reference_voxels": int(truth.sum()), "seconds": seconds, "device": str(device)})
+    write_json(args.json, {"rows": rows}, args)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
+from benchlib import json_argument, write_json
 
 from liverfusion.synthesis.phantom import make_case
 
@@ -44,6 +45,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--slices", type=int, default=600)
     p.add_argument("--device", default="cpu")
+    json_argument(p, __file__)
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         case = Path(tmp) / "case"
@@ -59,6 +61,9 @@ def main() -> None:
     voxels = int(np.prod(size)) / 1e6
     print(f"CT {size[0]}x{size[1]}x{size[2]} ({voxels:.0f} M voxels), {args.device}: {seconds:.1f} s in all, "
           f"peak RSS {peak_gb:.2f} GB; stages (s): {timings}")
+    figures = {"size": list(size), "device": args.device, "seconds": seconds, "peak_rss_gb": peak_gb}
+    figures["timings_s"] = timings
+    write_json(args.json, figures, args)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-from bench_models import SEEDS, aligned_case, generated_cases
+from benchlib import SEEDS, aligned_case, generated_cases, json_argument, write_json
 
 from liverfusion.constants import LIVER, TUMOR
 from liverfusion.evaluation.held_out import score, summarise
@@ -153,7 +153,7 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs=2, default=list(SEEDS), help="as bench_models.py's")
     p.add_argument("--model", default=None)
     p.add_argument("--device", default="auto")
-    p.add_argument("--json", default=None, help="write the lesion rows here")
+    json_argument(p, __file__)
     p.add_argument("--plain", action="store_true", help="the plain pass only (a quarter of the network time)")
     args = p.parse_args()
     device = pick_device(args.device)
@@ -175,14 +175,14 @@ def main() -> None:
                     f"{row['lesions_found']}/{row['lesions_true']} p={row['probability']:.2f}",
                     flush=True,
                 )
+    summaries = {}
     for (protocol, name), done in rows.items():
-        s = summarise(done)
+        s = summaries[f"{protocol}/{name}"] = summarise(done)
         keys = ("liver_dice", "tumor_dice", "tumor_precision", "tumor_sensitivity", "lesion_recall", "auc")
         cells = " ".join(f"{k} {'n/a' if s[k] is None else f'{s[k]:.3f}'}" for k in keys)
         print(f"{protocol:>10} {name}: {cells} ({s['cases']} cases)")
     print_detection(lesions, variants)
-    if args.json:
-        Path(args.json).write_text(json.dumps(lesions, indent=1) + "\n", encoding="utf-8")
+    write_json(args.json, {"summary": summaries, "lesions": lesions}, args)
 
 
 if __name__ == "__main__":

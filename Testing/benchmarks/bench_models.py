@@ -10,27 +10,25 @@ Then the first model against each other one and against its best single input, e
 resampling the cases (paired).
 Usage: python Testing/benchmarks/bench_models.py [--cases 10] [--align deformable] [--singles] [--device auto]
        [--models NAME_OR_DIR ...] [--json FILE] [--seeds 9000 9500] [--from-json FILE ...] [--against NAME]
+(--json: every row, by default to results/bench_models.json)
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
 
-from liverfusion.evaluation.held_out import case_images, paired_difference, score, summarise, truth_of
+from benchlib import PROTOCOLS, SEEDS, aligned_case, gap_text, generated_cases, json_argument, saved_rows, write_json
+
+from liverfusion.evaluation.held_out import score, summarise
 from liverfusion.inference.device import pick_device
-from liverfusion.inference.pipeline import align_all, liver_focus, segment_aligned
+from liverfusion.inference.pipeline import segment_aligned
 from liverfusion.inference.postprocess import shown
-from liverfusion.io.roles import choose_reference
 from liverfusion.models import store as model_store
 from liverfusion.models.interface import SegmentationModel
-from liverfusion.synthesis.phantom import make_case
 
-PROTOCOLS = (("ct-mri", 9000), ("multiphase", 9500))
-SEEDS = tuple(base for _, base in PROTOCOLS)
 COLUMNS = (
     ("liver Dice", "liver_dice"),
     ("tumour DSC", "tumor_dice"),
@@ -47,16 +45,6 @@ COLUMNS = (
 GAPS = ("tumor_dice", "tumor_dice_global", "auc")
 
 
-def generated_cases(tmp: Path, cases: int, seeds: tuple[int, int] = SEEDS):
-    """(protocol, case folder) for `cases` phantoms of each protocol from its first seed in `seeds` (ct-mri,
-    multiphase), made one at a time."""
-    for (protocol, _), base in zip(PROTOCOLS, seeds):
-        for i in range(cases):
-            case = tmp / f"{protocol}_{base + i}"
-            make_case(case, base + i, protocol)
-            yield protocol, case
-
-
 def variants(models: list[SegmentationModel], roles: list[str], singles: bool):
     """(row name, model, inputs used): every model on all inputs, and the first on each input alone."""
     for model in models:
@@ -64,16 +52,6 @@ def variants(models: list[SegmentationModel], roles: list[str], singles: bool):
     if singles and len(roles) > 1:
         for role in roles:
             yield f"{models[0].bundle.name} [{role} only]", models[0], {role}
-
-
-def aligned_case(case: Path, model: SegmentationModel, align: str, device):
-    """A case folder's images, reference role, registrations (the liver found by `model` focuses the deformable
-    stage), truth and `case.json`."""
-    images = case_images(case)
-    reference = choose_reference(images)
-    focus = liver_focus(images[reference], reference, model, device) if align == "deformable" else None
-    regs = align_all(images, reference, align, lambda *_: None, focus=focus)
-    return images, reference, regs, *truth_of(case)
 
 
 def run_case(case: Path, models: list[SegmentationModel], args, device) -> dict[str, dict]:
@@ -112,20 +90,6 @@ def print_comparisons(rows: dict[tuple[str, str], list[dict]], fused: str) -> No
             print(f"{protocol}: {fused} minus {label}: tumour DSC {gaps[0]}, global DSC {gaps[1]}, AUC {gaps[2]}")
 
 
-def one_model_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of a benchmark that runs one model on the phantoms of `generated_cases`."""
-    p.add_argument("--cases", type=int, default=20, help="per protocol")
-    p.add_argument("--seeds", type=int, nargs=2, default=list(SEEDS), help="first seed of ct-mri and multiphase")
-    p.add_argument("--model", default=model_store.DEFAULT_MODEL)
-    p.add_argument("--device", default="auto")
-
-
-def gap_text(a: list[dict], b: list[dict], key: str) -> str:
-    """Model a minus model b on figure `key`, with its 95% interval (paired case resamples), as printed."""
-    found = paired_difference(a, b, key)
-    return "n/a" if found is None else "{:+.3f} [{:+.3f}, {:+.3f}]".format(*found)
-
-
 def evaluate_models(args) -> dict[tuple[str, str], list[dict]]:
     """Rows per (protocol, model) from phantoms made now; `both` pools the protocols' rows."""
     device = pick_device(args.device)
@@ -157,7 +121,7 @@ def pooled_rows(files: list[str]) -> dict[tuple[str, str], list[dict]]:
     rows: dict[tuple[str, str], list[dict]] = {}
     for file in files:
         try:
-            saved = json.loads(Path(file).read_text(encoding="utf-8"))
+            saved = saved_rows(file)
         except (OSError, ValueError) as error:
             raise SystemExit(f"{file}: not a bench_models --json file ({error})") from None
         if rows and set(saved) != {"/".join(key) for key in rows}:
@@ -178,7 +142,7 @@ def main() -> None:
     p.add_argument("--models", nargs="+", default=[model_store.DEFAULT_MODEL])
     p.add_argument("--singles", action="store_true", help="also the first model with each single input")
     p.add_argument("--device", default="auto")
-    p.add_argument("--json", default=None, help="write every row here")
+    json_argument(p, __file__)
     p.add_argument(
         "--seeds",
         type=int,
@@ -198,9 +162,7 @@ def main() -> None:
         p.error(f"--against {against}: no such model in the rows")
     print_table(rows)
     print_comparisons(rows, against)
-    if args.json:
-        table = {f"{p}/{n}": r for (p, n), r in rows.items()}
-        Path(args.json).write_text(json.dumps(table, indent=2) + "\n", encoding="utf-8")
+    write_json(args.json, {"rows": {f"{p}/{n}": r for (p, n), r in rows.items()}}, args)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 import torch
+from benchlib import json_argument, write_json
 
 from liverfusion.inference.device import device_report, pick_device
 from liverfusion.inference.sliding_window import predict
@@ -22,6 +23,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="auto")
     p.add_argument("--model", default=None)
+    json_argument(p, __file__)
     args = p.parse_args()
     device = pick_device(args.device)
     bundle = model_store.load(args.model)
@@ -35,8 +37,12 @@ def main() -> None:
     start = time.perf_counter()
     predict(net, x, present, roi, device)
     sync()
-    print(f"{time.perf_counter() - start:.3f} s for one pass ({device_report() if device.type == 'cuda' else 'CPU'}, "
+    seconds, where = time.perf_counter() - start, device_report() if device.type == "cuda" else "CPU"
+    print(f"{seconds:.3f} s for one pass ({where}, "
           f"{torch.get_num_threads()} threads, model {bundle.metadata['name']} {bundle.metadata['version']})")
+    figures = {"seconds": seconds, "device": where, "threads": torch.get_num_threads()}
+    figures["model"] = f"{bundle.metadata['name']} {bundle.metadata['version']}"
+    write_json(args.json, figures, args)
 
 
 if __name__ == "__main__":

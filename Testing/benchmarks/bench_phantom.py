@@ -19,13 +19,13 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
+from benchlib import OUTPUT, json_argument, write_json
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
 from liverfusion.io.images import read_image
 from liverfusion.synthesis.phantom import PROTOCOLS, make_case, single_threaded
 
-OUTPUT = Path(__file__).parent / "output"
 CLINICAL = {"ct": (512, 512, 120), "mri": (320, 260, 40)}
 
 
@@ -65,7 +65,9 @@ def main() -> None:
     p.add_argument("--cases", type=int, default=2)
     p.add_argument("--seed", type=int, default=7000)
     p.add_argument("--profile", action="store_true", help="profile each protocol's first case")
+    json_argument(p, __file__)
     args = p.parse_args()
+    figures = {}
     single_threaded()  # one core: ITK filters and torch would otherwise use them all
     OUTPUT.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -90,6 +92,8 @@ def main() -> None:
             montage(Path(tmp) / f"{protocol}_{best}", PROTOCOLS[protocol], path)  # the case with the largest lesion
             (OUTPUT / f"montage_{protocol}.json").write_text(json.dumps(infos[best], indent=2), encoding="utf-8")
             print(f"{protocol}: {np.mean(seconds):.1f} s per case (one core), montage {path}")
+            figures[protocol] = {"seconds": seconds, "seconds_mean": float(np.mean(seconds)), "montage": str(path)}
+    write_json(args.json, figures, args)
 
 
 if __name__ == "__main__":

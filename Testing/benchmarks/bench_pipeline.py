@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import torch
+from benchlib import json_argument, write_json
 
 from liverfusion.inference.device import device_report
 from liverfusion.inference.pipeline import segment
@@ -26,7 +27,9 @@ def main() -> None:
     p.add_argument("--align", default="deformable")
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--model", default=None, help="model bundle name or folder (default: the shipped one)")
+    json_argument(p, __file__)
     args = p.parse_args()
+    runs = []
     with tempfile.TemporaryDirectory() as tmp:
         case = Path(tmp) / "case"
         t = time.perf_counter()
@@ -49,7 +52,10 @@ def main() -> None:
                 + " ".join(f"{s.get(k, 0):>11.2f}" for k in ("load", "align", "infer", "postprocess", "write"))
                 + f" {total:>11.2f}   device {summary['device']}, align {args.align}"
             )
-    print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2:.2f} GB")
+            runs.append({"timings_s": s, "total_s": total, "device": summary["device"]})
+    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    print(f"peak RSS {peak_gb:.2f} GB")
+    write_json(args.json, {"runs": runs, "peak_rss_gb": peak_gb, "device": device_report()}, args)
 
 
 if __name__ == "__main__":

@@ -16,12 +16,13 @@ import json
 import time
 from pathlib import Path
 
+from benchlib import REAL, json_argument, write_json
+
 from liverfusion.evaluation.held_out import case_images, score, truth_of
 from liverfusion.inference.pipeline import run_case
 from liverfusion.training.dataset import case_reference, case_roles, find_cases
 
-REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "real-train"
-RESULTS = Path(__file__).resolve().parent / "results"
+REAL_TRAIN = REAL.parent / "real-train"
 
 
 def runs(case: Path, model: str | None, peer: str | None, align: str):
@@ -71,13 +72,13 @@ def targets(rows: list[dict]) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default=str(REAL))
+    p.add_argument("--data", default=str(REAL_TRAIN))
     p.add_argument("--folds", default=None, help="folder of bundles named by the case each one held out")
     p.add_argument("--model", default=None, help="one model for every case (default: the shipped one)")
     p.add_argument("--peer", default=None, help="a second model on the labelled phase alone (pyliverlesionseg)")
     p.add_argument("--cases", nargs="*", default=None)
     p.add_argument("--align", default="deformable")
-    p.add_argument("--json", default=str(RESULTS / "real_cases.json"))
+    json_argument(p, __file__, "real_cases")
     args = p.parse_args()
     cases = [c for c in find_cases([Path(args.data)]) if not args.cases or c.name in args.cases]
     rows: dict[str, list[dict]] = {}
@@ -90,11 +91,7 @@ def main() -> None:
     summary = {run: targets(r) for run, r in rows.items()}
     for run, figures in summary.items():
         print(run, json.dumps({k: v if v is None else round(v, 3) for k, v in figures.items()}))
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    setup = {"folds": args.folds, "model": args.model, "peer": args.peer, "align": args.align}
-    out.write_text(json.dumps({"setup": setup, "summary": summary, "rows": rows}, indent=2) + "\n", encoding="utf-8")
-    print(f"written {out}")
+    write_json(args.json, {"summary": summary, "rows": rows}, args)
 
 
 if __name__ == "__main__":

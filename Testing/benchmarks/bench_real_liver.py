@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 
 import SimpleITK as sitk
+from benchlib import REAL, json_argument, write_json
 
 from liverfusion.constants import LIVER
 from liverfusion.evaluation.metrics import dice
@@ -40,12 +41,16 @@ def liver_dice(real: Path, role: str, image: str, mask: str, value: int | None, 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--real", default=str(Path(__file__).resolve().parents[3] / "shared" / "data" / "real"))
+    p.add_argument("--real", default=str(REAL))
     p.add_argument("--model", default=None)
+    json_argument(p, __file__)
     args = p.parse_args()
+    rows = []
     for name, role, image, mask, value, seen in CASES:
         score = liver_dice(Path(args.real), role, image, mask, value, args.model)
         print(f"{name:<40} {role:>4}: liver Dice {score:.3f}{'  (liver seen in training)' if seen else ''}")
+        rows.append({"case": name, "role": role, "liver_dice": score, "seen_in_training": seen})
+    write_json(args.json, {"rows": rows}, args)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from pathlib import Path
 import itk
 import numpy as np
 import SimpleITK as sitk
+from benchlib import json_argument, write_json
 
 from liverfusion.evaluation.metrics import dice
 from liverfusion.inference.device import pick_device
@@ -93,7 +94,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--pairs", type=int, default=6)
     p.add_argument("--no-clinical", action="store_true")
+    json_argument(p, __file__)
     args = p.parse_args()
+    summary, clinical = {}, {}
     device = pick_device("auto")
     model = model_store.load_model(None, device)
     rows: dict[str, list[dict]] = {}
@@ -114,6 +117,14 @@ def main() -> None:
         for name, rs in rows.items():
             errors = np.concatenate([r["errors"] for r in rs]) if any(r["errors"] for r in rs) else np.array([np.nan])
             d = [r["dice"] for r in rs]
+            summary[name] = {
+                "liver_dice_mean": float(np.mean(d)),
+                "liver_dice_min": float(np.min(d)),
+                "lesion_error_median_mm": float(np.median(errors)),
+                "lesion_error_p90_mm": float(np.percentile(errors, 90)),
+                "jacobian_min": min(r["jac"] for r in rs),
+                "seconds_mean": float(np.mean([r["seconds"] for r in rs])),
+            }
             print(
                 f"| {name} | {np.mean(d):.3f} ({np.min(d):.3f}) | "
                 f"{np.median(errors):.2f} ({np.percentile(errors, 90):.2f}) | "
@@ -124,6 +135,8 @@ def main() -> None:
             make_case(case, 6100, "ct-mri", shapes={"ct": (512, 512, 120), "mri": (320, 260, 40)})
             for name, r in run_pair(case, model, device).items():
                 print(f"clinical size {name:>22}: Dice {r['dice']:.3f}, {r['seconds']:.1f} s")
+                clinical[name] = {"liver_dice": r["dice"], "seconds": r["seconds"]}
+    write_json(args.json, {"summary": summary, "clinical_size": clinical}, args)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from bench_models import aligned_case, generated_cases
+from benchlib import aligned_case, generated_cases, json_argument, write_json
 
 from liverfusion.constants import TUMOR
 from liverfusion.evaluation.held_out import score, summarise
@@ -55,6 +55,7 @@ def main() -> None:
     p.add_argument("--model", default=None)
     p.add_argument("--thresholds", type=float, nargs="+", default=[0.5, 0.4, 0.3, 0.2])
     p.add_argument("--device", default="auto")
+    json_argument(p, __file__)
     args = p.parse_args()
     device = pick_device(args.device)
     model = model_store.load_model(args.model, device)
@@ -65,11 +66,14 @@ def main() -> None:
                 for key in (protocol, "both"):
                     rows.setdefault((key, t), []).append(row)
                 print(f"{case.name} t={t}: tumour {row['tumor_dice']:.3f}", flush=True)
+    summaries = []
     for (protocol, t), done in rows.items():
         s = summarise(done)
+        summaries.append({"protocol": protocol, "threshold": t, **s})
         keys = ("tumor_dice", "tumor_precision", "tumor_sensitivity", "lesion_recall", "auc", "macro_f1")
         cells = " ".join(f"{k} {'n/a' if s[k] is None else f'{s[k]:.3f}'}" for k in keys)  # AUC: one class, n/a
         print(f"{protocol:>10} threshold {t}: {cells} ({s['cases']} cases)")
+    write_json(args.json, {"summary": summaries}, args)
 
 
 if __name__ == "__main__":

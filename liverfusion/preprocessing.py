@@ -1,15 +1,50 @@
 """The one preprocessing path that training and inference share (the nnU-Net rule): a canonical grid
 at the model's spacing, per-role intensity normalisation, and channel stacking with a presence mask.
+
+The normalisation travels with the model, as nnU-Net's plan file does: a bundle's `inference.json` records it
+("normalisation"), and the values of `constants.py` serve only bundles written before it did.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import SimpleITK as sitk
 
 from .constants import AIR_HU, CHANNELS, CT_TUMOR_WINDOW, MRI_ZCLIP, ROLE_TO_CHANNEL
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """How a network's inputs are scaled: the CT window in HU (to [-1, 1]), the clip of the MRI's body z-score (in
+    standard deviations, then halved), and the HU below which a CT voxel is air (`air_mask`)."""
+
+    ct_window_hu: tuple[float, float] = CT_TUMOR_WINDOW
+    mri_zclip: float = MRI_ZCLIP
+    air_hu: float = AIR_HU
+
+    @classmethod
+    def from_config(cls, config: dict) -> Normalisation:
+        """The normalisation a bundle's `inference.json` records; the defaults for a bundle that records none."""
+        values, default = config.get("normalisation", {}), cls()
+        return cls(
+            tuple(float(v) for v in values.get("ct_window_hu", default.ct_window_hu)),
+            float(values.get("mri_zclip", default.mri_zclip)),
+            float(values.get("air_hu", default.air_hu)),
+        )
+
+    def as_config(self) -> dict:
+        return {"ct_window_hu": list(self.ct_window_hu), "mri_zclip": self.mri_zclip, "air_hu": self.air_hu}
+
+    def describe(self) -> str:
+        """One line for a bundle's metadata."""
+        lo, hi = self.ct_window_hu
+        return f"CT HU windowed [{lo:g},{hi:g}] -> [-1,1]; MRI body z-score clipped to {self.mri_zclip:g} SD, / 2"
+
+
+DEFAULT_NORMALISATION = Normalisation()
 
 
 def canonical_grid(reference: sitk.Image, spacing: tuple[float, float, float]) -> sitk.Image:
@@ -28,14 +63,15 @@ def canonical_grid(reference: sitk.Image, spacing: tuple[float, float, float]) -
     return grid
 
 
-def normalize(array: np.ndarray, role: str) -> np.ndarray:
-    """CT: Diff4MMLiTS's tumour window [-21, 189] HU to [-1, 1]; MRI: z-score over body voxels."""
+def normalize(array: np.ndarray, role: str, norm: Normalisation = DEFAULT_NORMALISATION) -> np.ndarray:
+    """CT: the window (by default Diff4MMLiTS's tumour window [-21, 189] HU) to [-1, 1]; MRI: z-score over body
+    voxels, clipped and halved."""
     if ROLE_TO_CHANNEL[role] == "mri":
         body = array > 0.1 * np.percentile(array, 99)
         values = array[body] if body.any() else array.ravel()
         z = (array - values.mean()) / (values.std() + 1e-6)
-        return (np.clip(z, -MRI_ZCLIP, MRI_ZCLIP) / 2).astype(np.float32)
-    lo, hi = CT_TUMOR_WINDOW
+        return (np.clip(z, -norm.mri_zclip, norm.mri_zclip) / 2).astype(np.float32)
+    lo, hi = norm.ct_window_hu
     return (np.clip((array - lo) / (hi - lo), 0, 1) * 2 - 1).astype(np.float32)
 
 
@@ -44,15 +80,21 @@ def background_value(role: str) -> float:
     return -1000.0 if ROLE_TO_CHANNEL[role] != "mri" else 0.0
 
 
-def to_grid(image: sitk.Image, grid: sitk.Image, role: str, transform: sitk.Transform | None = None) -> np.ndarray:
+def to_grid(
+    image: sitk.Image,
+    grid: sitk.Image,
+    role: str,
+    transform: sitk.Transform | None = None,
+    norm: Normalisation = DEFAULT_NORMALISATION,
+) -> np.ndarray:
     """Resample one image (through its alignment transform) onto the grid and normalise it."""
     transform = transform or sitk.Transform(3, sitk.sitkIdentity)
     resampled = sitk.Resample(image, grid, transform, sitk.sitkLinear, background_value(role), sitk.sitkFloat32)
-    return normalize(sitk.GetArrayFromImage(resampled), role)
+    return normalize(sitk.GetArrayFromImage(resampled), role, norm)
 
 
-def air_mask(image: sitk.Image, grid: sitk.Image, role: str) -> np.ndarray:
-    """Voxels of the grid that are air outside or inside the body (CT below -500 HU; MRI below 5% of its 99th
+def air_mask(image: sitk.Image, grid: sitk.Image, role: str, norm: Normalisation = DEFAULT_NORMALISATION) -> np.ndarray:
+    """Voxels of the grid that are air outside or inside the body (CT below -500 HU by default; MRI below 5% of its 99th
     percentile). No liver or tumour lies there; on real CTs with much air in front of the patient the network
     once called a band of that air liver, in the windows that held little body."""
     resample = sitk.ResampleImageFilter()
@@ -62,7 +104,7 @@ def air_mask(image: sitk.Image, grid: sitk.Image, role: str) -> np.ndarray:
     array = sitk.GetArrayFromImage(resample.Execute(image))
     if ROLE_TO_CHANNEL[role] == "mri":
         return array < 0.05 * np.percentile(array, 99)
-    return array < AIR_HU
+    return array < norm.air_hu
 
 
 def stack_channels(arrays: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

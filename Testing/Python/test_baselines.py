@@ -12,7 +12,9 @@ from liverfusion.evaluation.held_out import case_images, truth_of
 from liverfusion.evaluation.metrics import dice
 from liverfusion.inference import pipeline
 from liverfusion.models import store as model_store
+from liverfusion.models.grid import BaselineModel
 from liverfusion.networks.baselines import KINDS, BaselineNet
+from liverfusion.training.card import bundle_config
 from liverfusion.training.trainer import Losses, TrainConfig, initial_network
 
 BENCHMARK_MODELS = Path(__file__).parents[1] / "benchmarks" / "models"
@@ -42,9 +44,12 @@ def test_baseline_takes_any_subset_and_learns_one_step(kind):
 
 
 def test_baseline_bundle_round_trip(tmp_path):
-    net = initial_network(TrainConfig(architecture="segresnet")).eval()
-    config = {"architecture": "baseline", "network": {"kind": "segresnet"}, "spacing_mm": [3.0] * 3}
+    cfg = TrainConfig(architecture="segresnet")
+    net = initial_network(cfg).eval()
+    config = bundle_config(cfg)  # what `liverfusion train` writes
+    assert config["architecture"] == "baseline" and config["network"]["kind"] == "segresnet"
     model_store.save(tmp_path / "b", net, config, {"name": "b", "version": "0"}, "card")
+    assert isinstance(model_store.load_model(tmp_path / "b"), BaselineModel)
     loaded = model_store.load(tmp_path / "b").network
     x, present = torch.randn(1, 5, 16, 16, 16), torch.ones(1, 5)
     with torch.no_grad():

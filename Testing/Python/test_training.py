@@ -143,8 +143,13 @@ def test_train_with_lesion_crops_and_lr_writes_a_bundle_that_says_so(small_ctmri
     data = ["--data", str(small_ctmri.parent), str(small_multiphase.parent), "--val", str(small_multiphase)]
     args = ["train", *data, "--out", str(bundle)]
     assert main([*args, "--steps", "2", "--batch-size", "2", "--lesion-crops", "--lr", "3e-4", "--device", "cpu"]) == 0
-    train = json.loads((bundle / "configs" / "inference.json").read_text(encoding="utf-8"))["train"]
+    config = json.loads((bundle / "configs" / "inference.json").read_text(encoding="utf-8"))
+    train = config["train"]
     assert train["lesion_crops"] is True and train["lr"] == 3e-4 and train["spatial_augment"] is True
+    assert config["architecture"] == "fusion" and config["normalisation"]["ct_window_hu"] == [-21.0, 189.0]
+    assert config["network"] == {"features": [12, 24, 48, 96], "encoder": "unet", "n_modalities": 5, "n_classes": 3}
+    meta = json.loads((bundle / "configs" / "metadata.json").read_text(encoding="utf-8"))
+    assert {"monai_version", "optional_packages_version", "description", "authors", "copyright"} <= set(meta)
     card = (bundle / "docs" / "README.md").read_text(encoding="utf-8")
     assert "each lesion gets an equal share" in card and "AdamW lr 0.0003 " in card and "elastic deformation" in card
 

@@ -66,12 +66,9 @@ def add_train(sub) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    import dataclasses
-
-    from ..constants import CHANNELS
     from ..inference.device import pick_device
     from ..models import store as model_store
-    from ..training.card import bundle_metadata, model_card
+    from ..training.card import bundle_config, bundle_metadata, model_card
     from ..training.dataset import case_info, find_cases
     from ..training.trainer import TrainConfig, case_shares, train
 
@@ -115,23 +112,10 @@ def run_train(args: argparse.Namespace) -> int:
     init = _initial_weights(args.init) if args.init else None
     shares = case_shares(roots, args.mix)
     net, best = train(train_cases, val, work, cfg, device, resume=args.resume, init=init, shares=shares)
-    network = (
-        {"features": list(cfg.features), "encoder": cfg.encoder}
-        if cfg.architecture == "fusion"
-        else {"kind": cfg.architecture}
-    )
-    config = {
-        **({} if cfg.architecture == "fusion" else {"architecture": "baseline"}),
-        "network": network,
-        "spacing_mm": list(cfg.spacing_mm),
-        "roi_size": list(cfg.roi_size),
-        "channels": list(CHANNELS),
-        "train": dataclasses.asdict(cfg),
-    }
     real = [c for c in train_cases if case_info(c).get("labelled")]  # labelled exports (`dataset import`, real-train)
     hybrid = sum(not (c / "case.json").is_file() or (c / "label.nii.gz").is_file() for c in train_cases)
-    metadata = bundle_metadata(out.name, args.version, len(train_cases), len(val), best, hybrid, real)
-    model_store.save(out, net, config, metadata, model_card(metadata, cfg, best))
+    metadata = bundle_metadata(out.name, args.version, len(train_cases), len(val), best, hybrid, real, cfg)
+    model_store.save(out, net, bundle_config(cfg), metadata, model_card(metadata, cfg, best))
     print(
         f"model written to {out.resolve()} (validation liver Dice {best.get('liver', float('nan')):.3f}, "
         f"tumor Dice {best.get('tumor', float('nan')):.3f})"

@@ -18,7 +18,7 @@ from ..inference.postprocess import liver_volume_ml
 from ..inference.sliding_window import predict
 from ..networks.baselines import BaselineNet
 from ..networks.fusion import FusionNet
-from ..preprocessing import air_mask, bounding_box, canonical_grid, stack_channels, to_grid
+from ..preprocessing import Normalisation, air_mask, bounding_box, canonical_grid, stack_channels, to_grid
 from ..progress import Reporter, silent
 from .interface import MIN_LIVER_ML, Prediction
 
@@ -27,12 +27,14 @@ if TYPE_CHECKING:  # the store imports the registry, which imports this module
 
 
 class GridModel:
-    """A network that takes stacked channels and their presence mask (`FusionNet`'s signature) on the model grid."""
+    """A network that takes stacked channels and their presence mask (`FusionNet`'s signature) on the model grid,
+    its inputs normalised as its bundle says."""
 
     network_class: type[torch.nn.Module]
 
     def __init__(self, bundle: Bundle):
         self.bundle = bundle
+        self.normalisation = Normalisation.from_config(bundle.config)
 
     def predict(
         self,
@@ -46,12 +48,12 @@ class GridModel:
         config = self.bundle.config
         grid = canonical_grid(images[reference], tuple(config["spacing_mm"]))
         arrays = {
-            role: to_grid(image, grid, role, transforms.get(role))
+            role: to_grid(image, grid, role, transforms.get(role), self.normalisation)
             for role, image in images.items()
             if use is None or role in use
         }
         stacked, present = stack_channels(arrays)
-        air = air_mask(images[reference], grid, reference)
+        air = air_mask(images[reference], grid, reference, self.normalisation)
         roi = tuple(config["roi_size"])
         box = bounding_box(~air, roi)
         inside = predict(self.bundle.network, stacked[(slice(None), *box)], present, roi, device)

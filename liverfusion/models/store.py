@@ -1,7 +1,8 @@
 """Model bundles: `Resources/Models/<name>/` in MONAI bundle layout, verified by SHA-256 before use.
 
-Layout: `configs/metadata.json` (name, version, intended use, `model_sha256`), `configs/inference.json`
-(network arguments, spacing, patch size), `models/model.pt` (state dict), `docs/README.md` (model card).
+Layout: `configs/metadata.json` (MONAI's mandatory metadata, and ours: name, kind, intended use, `model_sha256`),
+`configs/inference.json` (the model's kind as "architecture", the network's arguments, the normalisation, spacing,
+window), `models/model.pt` (state dict), `docs/README.md` (model card).
 No code here downloads anything: hospitals are often offline, and so are we.
 """
 
@@ -14,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import monai
+import numpy as np
 import torch
 
 from ..errors import ModelError
@@ -22,6 +25,33 @@ from .interface import SegmentationModel
 
 DEFAULT_MODEL = "liverfusion_attention"
 SEGMENTATION, TRANSLATOR = "segmentation", "translator"
+# The metadata keys MONAI's bundle specification makes mandatory (docs/source/mb_specification.rst, schema
+# meta_schema_20220324.json), and those of each tensor of its network_data_format.
+MONAI_SCHEMA = "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/download/0.8.1/meta_schema_20220324.json"
+MONAI_REQUIRED = (
+    "version",
+    "monai_version",
+    "pytorch_version",
+    "numpy_version",
+    "optional_packages_version",
+    "task",
+    "description",
+    "authors",
+    "copyright",
+    "network_data_format",
+)
+MONAI_TENSOR_REQUIRED = (
+    "type",
+    "format",
+    "modality",
+    "num_channels",
+    "spatial_shape",
+    "dtype",
+    "value_range",
+    "is_patch_data",
+    "channel_def",
+)
+AUTHORS = "LiverFusion team"
 MODELS_DIR = Path(os.environ.get("LIVERFUSION_MODELS", Path(__file__).resolve().parents[2] / "Resources" / "Models"))
 
 
@@ -131,14 +161,33 @@ def load_model(name_or_dir: str | os.PathLike | None = None, device: str | torch
     return registry.model_class(bundle.config, bundle.path)(bundle)
 
 
+def monai_metadata(metadata: dict) -> dict:
+    """`metadata` with MONAI's mandatory keys that it lacks: the versions of this run's MONAI, PyTorch and NumPy, our
+    authorship, and placeholders that send the reader to the model card."""
+    defaults = {
+        "schema": MONAI_SCHEMA,
+        "monai_version": monai.__version__,
+        "pytorch_version": torch.__version__.split("+")[0],
+        "numpy_version": np.__version__,
+        "optional_packages_version": {},
+        "task": "see the model card, docs/README.md",
+        "description": "see the model card, docs/README.md",
+        "authors": AUTHORS,
+        "copyright": f"Copyright (c) {AUTHORS}",
+        "network_data_format": {"inputs": {}, "outputs": {}},
+    }
+    first = {k: metadata[k] for k in ("name", "version") if k in metadata}
+    return {**first, **defaults, **metadata}
+
+
 def save(path: Path, network: torch.nn.Module, config: dict, metadata: dict, card: str) -> Path:
-    """Write a bundle (weights, configs with the weights' checksum, model card)."""
+    """Write a bundle (weights, configs with the weights' checksum and MONAI's mandatory metadata, model card)."""
     (path / "models").mkdir(parents=True, exist_ok=True)
     (path / "configs").mkdir(parents=True, exist_ok=True)
     (path / "docs").mkdir(parents=True, exist_ok=True)
     weights = path / "models" / "model.pt"
     torch.save({k: v.detach().cpu() for k, v in network.state_dict().items()}, weights)
-    metadata = {**metadata, "model_sha256": sha256(weights)}
+    metadata = {**monai_metadata(metadata), "model_sha256": sha256(weights)}
     (path / "configs" / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
     (path / "configs" / "inference.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     (path / "docs" / "README.md").write_text(card, encoding="utf-8")

@@ -1,17 +1,16 @@
-"""What a training run writes beside the weights: the bundle's metadata (MONAI bundle keys) and its model card."""
+"""What a training run writes beside the weights: the bundle's `inference.json` (kind, network, normalisation),
+its metadata (MONAI bundle keys) and its model card."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import math
 from pathlib import Path
 
-import monai
-import numpy as np
-import torch
-
 from .. import __version__
-from ..constants import CHANNELS
+from ..constants import CHANNELS, TUMOR
+from ..preprocessing import DEFAULT_NORMALISATION, Normalisation
 from .dataset import case_info
 from .trainer import AFFINE_PROB, ELASTIC_PROB, ROTATE_RAD, SCALE, TrainConfig
 
@@ -25,23 +24,46 @@ SPATIAL_TEXT = (
 )
 
 
+def bundle_config(cfg: TrainConfig) -> dict:
+    """The trained bundle's `inference.json`: its kind and the network's arguments (`models/registry.py` builds it
+    from them), the normalisation its training data had, the model grid, the sliding window and the training run."""
+    classes = TUMOR + 1  # background, liver, tumour
+    if cfg.architecture == "fusion":
+        kind, network = "fusion", {"features": list(cfg.features), "encoder": cfg.encoder}
+    else:
+        kind, network = "baseline", {"kind": cfg.architecture}
+    return {
+        "architecture": kind,
+        "network": {**network, "n_modalities": len(CHANNELS), "n_classes": classes},
+        "normalisation": DEFAULT_NORMALISATION.as_config(),  # what training's `to_grid` applies
+        "spacing_mm": list(cfg.spacing_mm),
+        "roi_size": list(cfg.roi_size),
+        "channels": list(CHANNELS),
+        "train": dataclasses.asdict(cfg),
+    }
+
+
 def bundle_metadata(
-    name: str, version: str, n_train: int, n_val: int, best: dict, n_hybrid: int = 0, real: list[Path] = ()
+    name: str,
+    version: str,
+    n_train: int,
+    n_val: int,
+    best: dict,
+    n_hybrid: int = 0,
+    real: list[Path] = (),
+    cfg: TrainConfig | None = None,
 ) -> dict:
-    """MONAI bundle metadata; `n_hybrid` counts training cases that are real images with synthetic tumours, `real`
-    the real labelled cases (named, with the source and licence their `case.json` gives: a model card must cite
-    every real patient it learned from)."""
+    """MONAI bundle metadata (the store adds the software versions); `n_hybrid` counts training cases that are real
+    images with synthetic tumours, `real` the real labelled cases (named, with the source and licence their
+    `case.json` gives: a model card must cite every real patient it learned from)."""
+    cfg = cfg or TrainConfig()
     return {
         "name": name,
         "version": version,
-        "schema": "https://github.com/Project-MONAI/MONAI-extra-test-data/"
-        "releases/download/0.8.1/meta_schema_20220324.json",
-        "monai_version": monai.__version__,
-        "pytorch_version": torch.__version__.split("+")[0],
-        "numpy_version": np.__version__,
         "liverfusion_version": __version__,
         "created": datetime.date.today().isoformat(),
         "task": "Liver and liver tumour segmentation with malignancy rating from CT and/or MRI",
+        "description": description(cfg),
         "intended_use": INTENDED_USE,
         "training_data": {
             "train_cases": n_train,
@@ -52,23 +74,69 @@ def bundle_metadata(
             "real_cases": {c.name: case_info(c).get("source", "not recorded") for c in real},
         },
         "validation": {k: v for k, v in best.items() if k != "score"},
-        "network_data_format": {
-            "inputs": {
-                "image": {
-                    "type": "image",
-                    "num_channels": len(CHANNELS),
-                    "channel_def": dict(enumerate(CHANNELS)),
-                    "format": "CT HU windowed [-21,189] -> [-1,1]; MRI body z-score / 2",
-                },
-                "present": {"type": "vector", "num_channels": len(CHANNELS)},
+        "network_data_format": network_data_format(DEFAULT_NORMALISATION, cfg.roi_size),
+    }
+
+
+def description(cfg: TrainConfig) -> str:
+    if cfg.architecture != "fusion":
+        return (
+            f"MONAI {cfg.architecture}, a baseline of the fusion network's benchmark: every input as a channel (zeros "
+            "where missing), background, liver and tumour scores and a malignancy logit per voxel. See docs/README.md."
+        )
+    return (
+        f"Attention-fusion network ({cfg.encoder} encoder, features {list(cfg.features)}): one shared encoder per "
+        "present input, attention fusion at every scale, an attention-gated U-Net decoder and a voxel-wise malignancy "
+        "head; any subset of CT phases and MRI. See docs/README.md."
+    )
+
+
+def network_data_format(norm: Normalisation, roi: tuple[int, ...]) -> dict:
+    """MONAI's description of the network's tensors (sliding windows of `roi` voxels on the model grid)."""
+    channels = {str(i): c for i, c in enumerate(CHANNELS)}
+    window = {"spatial_shape": list(roi), "dtype": "float32", "is_patch_data": True}
+    return {
+        "inputs": {
+            "image": {
+                "type": "image",
+                "format": "magnitude",
+                "modality": "CT and MR",
+                "num_channels": len(CHANNELS),
+                **window,
+                "value_range": [-max(1.0, norm.mri_zclip / 2), max(1.0, norm.mri_zclip / 2)],
+                "channel_def": channels,
+                "description": norm.describe() + "; zeros where an input is missing",
             },
-            "outputs": {
-                "seg": {
-                    "type": "image",
-                    "num_channels": 3,
-                    "channel_def": {"0": "background", "1": "liver", "2": "tumor"},
-                },
-                "malignancy": {"type": "image", "num_channels": 1, "format": "logit per voxel"},
+            "present": {
+                "type": "tuples",
+                "format": "presence",
+                "modality": "n/a",
+                "num_channels": len(CHANNELS),
+                "spatial_shape": [],
+                "dtype": "float32",
+                "value_range": [0, 1],
+                "is_patch_data": False,
+                "channel_def": channels,
+            },
+        },
+        "outputs": {
+            "seg": {
+                "type": "image",
+                "format": "labels",
+                "modality": "n/a",
+                "num_channels": TUMOR + 1,
+                **window,
+                "value_range": [],
+                "channel_def": {"0": "background", "1": "liver", "2": "tumor"},
+            },
+            "malignancy": {
+                "type": "image",
+                "format": "logits",
+                "modality": "n/a",
+                "num_channels": 1,
+                **window,
+                "value_range": [],
+                "channel_def": {"0": "malignancy logit per voxel"},
             },
         },
     }
@@ -123,9 +191,9 @@ def architecture_text(cfg: TrainConfig) -> str:
     """The card's architecture paragraph: the fusion network, or the MONAI baseline it was trained as."""
     if cfg.architecture != "fusion":
         return (
-            f"MONAI {cfg.architecture} (`liverfusion/baselines.py`), a baseline of the fusion network's benchmark: "
-            f"all inputs as channels {', '.join(CHANNELS)} (zeros where missing, early fusion), four outputs "
-            "(background, liver, tumour, malignancy logit)."
+            f"MONAI {cfg.architecture} (`liverfusion/networks/baselines.py`), a baseline of the fusion network's "
+            f"benchmark: all inputs as channels {', '.join(CHANNELS)} (zeros where missing, early fusion), four "
+            "outputs (background, liver, tumour, malignancy logit)."
         )
     return f"""One shared encoder per present modality (channels {", ".join(CHANNELS)}) with a learned modality
 embedding, so any subset of inputs works and the weights are shared across modalities (a small dataset cannot feed five

@@ -216,14 +216,46 @@ def save_translator(out: Path, g: torch.nn.Module, cfg: TranslatorConfig, log: d
         "version": version,
         "kind": model_store.TRANSLATOR,
         "task": "CT to T2-weighted-MRI-like translation, slice by slice",
+        "description": f"MONAI BasicUNet in 2-D (features {list(cfg.features)}) applied to every axial slice of a CT "
+        f"resampled to {PIXEL_MM} mm pixels; trained as a CycleGAN with a MIND structure term and a liver shape term. "
+        "See docs/README.md.",
         "intended_use": "Research only: previews, and an MRI channel for the fusion network when no MRI exists. "
         "Trained on synthetic phantoms and a few real unpaired scans; not an MRI, not for diagnosis.",
         "created": datetime.date.today().isoformat(),
         "liverfusion_version": __version__,
         "training": {**log, "data": data},
+        "network_data_format": translator_data_format(),
     }
     card = translator_card(metadata, cfg)
     return model_store.save(out, g, config, metadata, card)
+
+
+def translator_data_format() -> dict:
+    """MONAI's description of the generator's tensors: axial slices in, MRI-like slices out."""
+    slices = {"spatial_shape": ["16*n", "16*m"], "dtype": "float32", "value_range": [-1, 1], "is_patch_data": False}
+    lo, hi = CT_WINDOW
+    return {
+        "inputs": {
+            "ct": {
+                "type": "image",
+                "format": "hounsfield",
+                "modality": "CT",
+                "num_channels": 1,
+                **slices,
+                "channel_def": {"0": f"CT slice, HU windowed [{lo:g},{hi:g}] -> [-1,1], {PIXEL_MM} mm pixels"},
+            }
+        },
+        "outputs": {
+            "mri": {
+                "type": "image",
+                "format": "magnitude",
+                "modality": "MR",
+                "num_channels": 1,
+                **slices,
+                "channel_def": {"0": f"T2-like slice, [-1,1] for 0 to {MRI_CEILING:g} x the body's 99th percentile"},
+            }
+        },
+    }
 
 
 def translator_card(metadata: dict, cfg: TranslatorConfig) -> str:

@@ -3,6 +3,9 @@
 Slices, not 3-D patches: CTs differ most in slice thickness (0.6 to 5 mm), and a 2-D network neither learns
 nor needs it. The output is resampled back onto the CT's own grid, so it overlays the CT voxel for voxel and
 can fill the MRI channel of the fusion network without alignment.
+
+The translator's bundle records its pixel size, CT window and MRI ceiling (`inference.json`); the values here serve
+only a bundle that records none.
 """
 
 from __future__ import annotations
@@ -31,8 +34,8 @@ def build_generator(features: list[int]) -> torch.nn.Module:
     )
 
 
-def ct_to_unit(hu: np.ndarray) -> np.ndarray:
-    lo, hi = CT_WINDOW
+def ct_to_unit(hu: np.ndarray, window: tuple[float, float] = CT_WINDOW) -> np.ndarray:
+    lo, hi = window
     return (np.clip(hu, lo, hi) - lo) / (hi - lo) * 2.0 - 1.0
 
 
@@ -43,8 +46,8 @@ def mri_to_unit(signal: np.ndarray) -> np.ndarray:
     return np.clip(signal / max(scale, 1e-6), 0.0, MRI_CEILING) / MRI_CEILING * 2.0 - 1.0
 
 
-def unit_to_mri(unit: np.ndarray) -> np.ndarray:
-    return (np.clip(unit, -1.0, 1.0) + 1.0) / 2.0 * MRI_CEILING * MRI_OUTPUT_SCALE
+def unit_to_mri(unit: np.ndarray, ceiling: float = MRI_CEILING) -> np.ndarray:
+    return (np.clip(unit, -1.0, 1.0) + 1.0) / 2.0 * ceiling * MRI_OUTPUT_SCALE
 
 
 def slice_grid(image: sitk.Image, pixel_mm: float = PIXEL_MM) -> sitk.Image:
@@ -59,11 +62,13 @@ def slice_grid(image: sitk.Image, pixel_mm: float = PIXEL_MM) -> sitk.Image:
     return grid
 
 
-def ct_slices(ct: sitk.Image) -> tuple[np.ndarray, sitk.Image]:
+def ct_slices(
+    ct: sitk.Image, pixel_mm: float = PIXEL_MM, window: tuple[float, float] = CT_WINDOW
+) -> tuple[np.ndarray, sitk.Image]:
     """A CT as normalised (z, y, x) slices on its slice grid, air outside the field of view."""
-    grid = slice_grid(ct)
-    resampled = sitk.Resample(ct, grid, sitk.Transform(), sitk.sitkLinear, CT_WINDOW[0], sitk.sitkFloat32)
-    return ct_to_unit(sitk.GetArrayFromImage(resampled)).astype(np.float32), grid
+    grid = slice_grid(ct, pixel_mm)
+    resampled = sitk.Resample(ct, grid, sitk.Transform(), sitk.sitkLinear, window[0], sitk.sitkFloat32)
+    return ct_to_unit(sitk.GetArrayFromImage(resampled), window).astype(np.float32), grid
 
 
 def mri_slices(mri: sitk.Image) -> np.ndarray:
@@ -83,14 +88,16 @@ def translate(
     """An MRI-like image on the CT's grid (float32, arbitrary units)."""
     if ct.GetDimension() != 3 or ct.GetNumberOfComponentsPerPixel() != 1:
         raise InputError("CT->MRI translation needs a 3-D single-channel CT")
-    slices, grid = ct_slices(ct)
+    config = bundle.config
+    window = tuple(float(v) for v in config.get("ct_window_hu", CT_WINDOW))
+    slices, grid = ct_slices(ct, float(config.get("pixel_mm", PIXEL_MM)), window)
     out = np.empty_like(slices)
     for start in range(0, len(slices), batch):
         report(start / len(slices), "translate CT to MRI")
         x = torch.from_numpy(slices[start : start + batch, None]).to(device)
         out[start : start + batch] = bundle.network(x)[:, 0].float().cpu().numpy()
-    out[slices <= -1.0] = -1.0  # air, lung and gas (below the window's -250 HU) give no MR signal
-    mri = sitk.GetImageFromArray(unit_to_mri(out).astype(np.float32))
+    out[slices <= -1.0] = -1.0  # air, lung and gas (below the window's floor, -250 HU) give no MR signal
+    mri = sitk.GetImageFromArray(unit_to_mri(out, float(config.get("mri_ceiling", MRI_CEILING))).astype(np.float32))
     mri.CopyInformation(grid)
     report(1.0, "translate CT to MRI")
     return sitk.Resample(mri, ct, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)

@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING
 
 import SimpleITK as sitk
 
+from ...errors import ModelError
 from ...inference.postprocess import liver_volume_ml
 from ...models.interface import MIN_LIVER_ML, Prediction
-from ...networks.kuleuven_unet import KULeuvenPair
+from ...networks.kuleuven_unet import LESION, LIVER, KULeuvenPair, UNetSpec
 from ...preprocessing import canonical_grid
 from ...progress import Reporter, silent
 from .predict import liver_only, prediction
@@ -27,6 +28,8 @@ class KULeuvenModel:
 
     def __init__(self, bundle: Bundle):
         self.bundle = bundle
+        for part, spec in (("liver", LIVER), ("lesion", LESION)):
+            check_spec(bundle.config, part, spec, bundle.path)
 
     def predict(
         self,
@@ -55,3 +58,18 @@ class KULeuvenModel:
         if len(roles) > 1:
             return [f"{self.bundle.name} segments one image, the reference ({reference}); the others are only aligned"]
         return []
+
+
+def check_spec(config: dict, part: str, spec: UNetSpec, where) -> None:
+    """The bundle's grid and patches of one network (`inference.json`) are the port's: their weights were trained for
+    exactly those, so a bundle that says otherwise is a ModelError, not a silent mismatch."""
+    patch = config.get(f"{part}_patch", {})
+    declared = {
+        "spacing_mm": tuple(config.get(f"{part}_spacing_mm", spec.spacing_mm)),
+        "input": tuple(patch.get("input", spec.input_size)),
+        "output": tuple(patch.get("output", spec.output_size)),
+    }
+    port = {"spacing_mm": spec.spacing_mm, "input": spec.input_size, "output": spec.output_size}
+    for key, value in declared.items():
+        if tuple(float(v) for v in value) != tuple(float(v) for v in port[key]):
+            raise ModelError(f"{where}: inference.json's {part} {key} {list(value)}, not the port's {list(port[key])}")

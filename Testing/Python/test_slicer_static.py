@@ -7,6 +7,7 @@ the widget names the code uses, the parameter names the .ui binds, the files CMa
 from __future__ import annotations
 
 import ast
+import os
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -193,3 +194,17 @@ def test_every_slicer_api_the_module_calls_was_checked_against_slicers_source(na
     # checked when one of its members is
     unchecked = {n for n in used if n not in checked and not any(c.startswith(n + ".") for c in checked)}
     assert not unchecked, f"check against Slicer's source, then list in Testing/slicer_api_names.txt: {unchecked}"
+
+
+def test_the_extension_installs_every_subpackage_of_the_core_and_the_bundles_where_the_store_looks():
+    text = (ROOT / "CMakeLists.txt").read_text(encoding="utf-8")
+    core = re.search(r"install\(DIRECTORY liverfusion\s+DESTINATION (\S+)\s+COMPONENT \S+\s+FILES_MATCHING PATTERN "
+                     r'"\*\.py"\)', text)
+    models = re.search(r"install\(DIRECTORY Resources/Models\s+DESTINATION (\S+)/Resources", text)
+    assert core and models and core.group(1) == models.group(1)  # liverfusion/../Resources/Models once installed
+    folders = [d for d in (ROOT / "liverfusion").rglob("*") if d.is_dir() and d.name != "__pycache__"]
+    assert len(folders) > 5 and all((d / "__init__.py").is_file() for d in folders)  # the directory install takes all
+    from liverfusion.models import store
+
+    if "LIVERFUSION_MODELS" not in os.environ:
+        assert store.MODELS_DIR == ROOT / "Resources" / "Models"

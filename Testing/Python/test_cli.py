@@ -314,3 +314,10 @@ def test_the_console_module_and_the_package_run_the_same_command_line():
     for module in ("liverfusion", "liverfusion.cli"):
         done = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True)
         assert done.returncode == 0 and "{segment,register,synth-tumor,phantom,evaluate,train," in done.stdout
+
+
+def test_the_shared_align_option_offers_the_registration_modes():
+    from liverfusion.cli.common import ALIGN_MODES
+    from liverfusion.registration.align import MODES
+
+    assert tuple(ALIGN_MODES) == MODES

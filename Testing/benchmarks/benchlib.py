@@ -78,8 +78,9 @@ def json_argument(p: argparse.ArgumentParser, script: str, name: str | None = No
 def setup(args: argparse.Namespace | None = None) -> dict:
     """How a run was made: the command, date, machine, commit and arguments."""
     try:
-        commit = subprocess.run(["git", "-C", str(HERE), "describe", "--always", "--dirty"], capture_output=True,
-                                text=True, check=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "-C", str(HERE), "describe", "--always", "--dirty"], capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         commit = None
     script = Path(sys.argv[0]).resolve()

@@ -39,6 +39,7 @@ def run_ct2mri(args) -> int:
     print_warnings(warnings)
     return 0
 
+
 def add_train_ct2mri(sub) -> None:
     tc = sub.add_parser(
         "train-ct2mri",

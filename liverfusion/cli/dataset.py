@@ -51,6 +51,7 @@ def add_dataset(sub) -> None:
     di.add_argument("--source", default=None, help="where the export came from, its licence (case.json)")
     di.set_defaults(func=run_dataset_import)
 
+
 def run_dataset_import(args) -> int:
     from ..training.dataset_import import MASK_KINDS, ImportOptions, import_case, parse_pairs, parse_segment_map
 

@@ -43,6 +43,7 @@ def run_evaluate(args) -> int:
     print_warnings(warnings, sys.stderr)  # stdout is the JSON
     return 0
 
+
 def _evaluate_dataset(args) -> int:
     from ..evaluation.held_out import evaluate_dataset
     from ..inference.postprocess import rounded

@@ -53,6 +53,7 @@ def _insertion_liver(args, images: dict, paths: dict) -> tuple:
         raise LiverFusionError(f"{paths[role]}: {bundle.name} found no liver; pass the liver mask with --liver")
     return liver, None, f"{bundle.name} {bundle.version} liver network on {role} (liver.nii.gz)"
 
+
 def run_synth_tumor(args) -> int:
     from ..io.images import read_image, require_writable, staged_output, write_image, write_text
     from ..io.intensity_checks import checked
@@ -92,6 +93,7 @@ def run_synth_tumor(args) -> int:
     print_warnings(warnings)
     return 0
 
+
 def _center(text: str) -> tuple[float, float, float]:
     try:
         values = tuple(float(v) for v in text.split(","))
@@ -100,6 +102,7 @@ def _center(text: str) -> tuple[float, float, float]:
     if len(values) != 3:
         raise LiverFusionError(f"--center-lps {text}: expected three numbers x,y,z in mm")
     return values
+
 
 def add_phantom(sub) -> None:
     ph = sub.add_parser("phantom", help="generate synthetic cases with ground truth")

@@ -27,7 +27,9 @@ DEFAULT_MODEL = "liverfusion_attention"
 SEGMENTATION, TRANSLATOR = "segmentation", "translator"
 # The metadata keys MONAI's bundle specification makes mandatory (docs/source/mb_specification.rst, schema
 # meta_schema_20220324.json), and those of each tensor of its network_data_format.
-MONAI_SCHEMA = "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/download/0.8.1/meta_schema_20220324.json"
+MONAI_SCHEMA = (
+    "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/download/0.8.1/meta_schema_20220324.json"
+)
 MONAI_REQUIRED = (
     "version",
     "monai_version",

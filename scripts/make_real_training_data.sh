@@ -7,7 +7,8 @@
 #   scripts/make_real_training_data.sh WORK
 # Environment: REAL_TRAIN, REAL (folders), HYBRIDS (per real case), CTMRI_CASES, MULTIPHASE_CASES, TS_CASES.
 # Writes WORK/hybrid/<case>_<k>/ (the labelled phase with one synthetic lesion, label.nii.gz, case.json) and
-# WORK/other/ (links to WORK/phantoms/{ctmri,multiphase}/case_NNN and WORK/ts/{ct,mr}_K: one folder of cases).
+# WORK/other/ (links to WORK/phantoms/{ctmri,multiphase}/case_NNN and WORK/ts/{ct,mr}_K: one folder of cases), and the
+# same links split into WORK/phantom_links/ and WORK/ts_links/ (for a separate share of each: OTHER in train_real_folds.sh).
 set -euo pipefail
 work=$1
 real=${REAL_TRAIN:-../shared/data/real-train}
@@ -31,7 +32,10 @@ seq 0 $(("${TS_CASES:-4}" - 1)) | xargs -P "$jobs" -I{} sh -c "
 lf phantom --protocol ct-mri --cases "${CTMRI_CASES:-12}" --seed 1000 --out "$work/phantoms/ctmri" --jobs "$jobs"
 lf phantom --protocol multiphase --cases "${MULTIPHASE_CASES:-6}" --seed 5000 --out "$work/phantoms/multiphase" \
   --jobs "$jobs"
-mkdir -p "$work/other"
+mkdir -p "$work/other" "$work/phantom_links" "$work/ts_links"
 for case in "$work"/phantoms/*/case_* "$work"/ts/*; do
-  ln -sfn "$(realpath "$case")" "$work/other/$(basename "$(dirname "$case")")_$(basename "$case")"
+  name=$(basename "$(dirname "$case")")_$(basename "$case")
+  ln -sfn "$(realpath "$case")" "$work/other/$name"
+  case $name in ts_*) group=ts_links ;; *) group=phantom_links ;; esac
+  ln -sfn "$(realpath "$case")" "$work/$group/$name"
 done

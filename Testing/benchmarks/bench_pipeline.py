@@ -27,6 +27,7 @@ from benchlib import REPO, json_argument, write_json
 from liverfusion.inference.device import device_report
 from liverfusion.inference.pipeline import segment
 from liverfusion.synthesis.phantom import make_case
+from liverfusion.training.dataset import case_reference, case_roles
 
 REAL_TRAIN = REPO.parent / "shared" / "data" / "real-train"
 CASES = ("phantom", "tace1720", "tace2022", "big")
@@ -36,8 +37,7 @@ BIG_SLICES = 200
 
 def real_case(folder: Path) -> tuple[dict[str, str], str]:
     """The phases of a real-train case and its labelled phase (the reference)."""
-    info = json.loads((folder / "case.json").read_text(encoding="utf-8"))
-    return {role: str(folder / f"{role}.nii.gz") for role in info["phases"]}, info["labelled"]
+    return {role: str(folder / f"{role}.nii.gz") for role in case_roles(folder)}, case_reference(folder)
 
 
 def padded(path: str, slices: int, out: Path) -> str:
@@ -85,7 +85,7 @@ def measure(name: str, inputs: dict, reference: str | None, run: int, tmp: Path,
                "--align", args.align, "--device", args.device]
     command += ["--model", args.model] if args.model else []
     command += ["--reference", reference] if reference else []
-    done = subprocess.run(command, capture_output=True, text=True, encoding="utf-8", check=True)
+    done = subprocess.run(command, capture_output=True, encoding="utf-8", check=True)
     return {"case": name, "run": run, **json.loads(done.stdout.strip().splitlines()[-1])}
 
 

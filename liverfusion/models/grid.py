@@ -14,13 +14,12 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
-from ..inference.postprocess import liver_volume_ml
 from ..inference.sliding_window import predict
 from ..networks.baselines import BaselineNet
 from ..networks.fusion import FusionNet
 from ..preprocessing import Normalisation, air_mask, bounding_box, canonical_grid, stack_channels, to_grid
 from ..progress import Reporter, silent
-from .interface import MIN_LIVER_ML, Prediction
+from .interface import Prediction, found_liver
 
 if TYPE_CHECKING:  # the store imports the registry, which imports this module
     from .store import Bundle
@@ -70,7 +69,7 @@ class GridModel:
         liver = sitk.GetImageFromArray((pred.probabilities[1:].sum(0) > 0.5).astype(np.uint8))
         liver.CopyInformation(grid)
         liver = sitk.RelabelComponent(sitk.ConnectedComponent(liver), sortByObjectSize=True) == 1
-        return liver if liver_volume_ml(liver) >= MIN_LIVER_ML else None
+        return found_liver(liver)
 
     def notes(self, roles: Collection[str], reference: str) -> list[str]:
         return []

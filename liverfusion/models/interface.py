@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 import SimpleITK as sitk
 
+from ..inference.postprocess import liver_volume_ml
 from ..progress import Reporter, silent
 
 if TYPE_CHECKING:
@@ -76,6 +77,11 @@ class SegmentationModel(Protocol):
 
 
 MIN_LIVER_ML = 100.0  # a liver found "alone" smaller than this is no liver (a few stray voxels, a kidney)
+
+
+def found_liver(liver: sitk.Image) -> sitk.Image | None:
+    """`liver`, or None where it is under `MIN_LIVER_ML`: the rule every kind's `liver` answers by."""
+    return liver if liver_volume_ml(liver) >= MIN_LIVER_ML else None
 
 
 def guarded(fused: Prediction, alone: Prediction) -> Prediction:

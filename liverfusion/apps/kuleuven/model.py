@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING
 import SimpleITK as sitk
 
 from ...errors import ModelError
-from ...inference.postprocess import liver_volume_ml
-from ...models.interface import MIN_LIVER_ML, Prediction
+from ...models.interface import Prediction, found_liver
 from ...networks.kuleuven_unet import LESION, LIVER, KULeuvenPair, UNetSpec
 from ...preprocessing import canonical_grid
 from ...progress import Reporter, silent
@@ -52,7 +51,7 @@ class KULeuvenModel:
         liver = liver_only(image, role, self.bundle.network, device)
         grid = canonical_grid(image, self.bundle.network.liver.spec.spacing_mm)
         liver = sitk.Resample(liver, grid, sitk.Transform(), sitk.sitkNearestNeighbor)
-        return liver if liver_volume_ml(liver) >= MIN_LIVER_ML else None
+        return found_liver(liver)
 
     def notes(self, roles: Collection[str], reference: str) -> list[str]:
         if len(roles) > 1:

@@ -1,4 +1,5 @@
-"""Sliding-window inference: a GPU that runs out of memory falls back to fewer windows, then to the CPU."""
+"""Sliding-window inference: a GPU that runs out of memory falls back to fewer windows, then to the CPU; a fused
+pass reuses the encoding of the reference from the pass on it alone."""
 
 import numpy as np
 import torch
@@ -12,7 +13,7 @@ def test_out_of_gpu_memory_takes_fewer_windows_then_the_cpu(monkeypatch):
     calls = []
     real = inference._windows
 
-    def windows(network, stacked, present, roi, device, batch, output, progress, notes):
+    def windows(network, stacked, present, roi, device, batch, output, progress, notes, reuse=None):
         calls.append((device.type, batch, output.type))
         if device.type == "cuda":
             raise torch.OutOfMemoryError("CUDA out of memory")
@@ -38,7 +39,7 @@ def test_cpu_inference_has_no_notes():
 def test_a_fallback_that_succeeds_on_the_gpu_keeps_its_note(monkeypatch):
     real = inference._windows
 
-    def windows(network, stacked, present, roi, device, batch, output, progress, notes):
+    def windows(network, stacked, present, roi, device, batch, output, progress, notes, reuse=None):
         if batch == 8:
             raise torch.OutOfMemoryError("CUDA out of memory")
         return real(network, stacked, present, roi, torch.device("cpu"), batch, output, progress, notes)
@@ -64,3 +65,41 @@ def test_a_guarded_fused_prediction_keeps_the_tumour_the_reference_alone_found_i
     assert (labels[0] == 0).all() and (labels[1:] > 0).all()
     assert np.allclose(out.probabilities.sum(0), 1) and (out.probabilities >= 0).all()
     assert (out.fusion_weights == 1).all()  # the fused network's weights, shown as the attention maps
+
+
+def test_the_fused_pass_encodes_only_the_inputs_the_pass_alone_did_not_and_gives_the_same_prediction(monkeypatch):
+    torch.manual_seed(0)
+    net = FusionNet(features=(4, 8, 16, 32)).eval()
+    encoded = []
+    real = net.modality_features
+    monkeypatch.setattr(net, "modality_features", lambda x, idx: encoded.append(list(idx)) or real(x, idx))
+    stacked = np.random.default_rng(1).standard_normal((5, 24, 20, 30)).astype(np.float32)
+    alone_only, both = np.array([0, 0, 0, 1, 0], np.float32), np.array([0, 1, 0, 1, 0], np.float32)
+    cpu, roi = torch.device("cpu"), (16, 16, 16)
+    reuse = inference.EncoderReuse(3)
+    inference.predict(net, stacked * alone_only[:, None, None, None], alone_only, roi, cpu, reuse=reuse)
+    assert encoded and all(idx == [3] for idx in encoded) and len(reuse.batches) == len(encoded)
+    encoded.clear()
+    replayed = inference.predict(net, stacked, both, roi, cpu, reuse=reuse)
+    assert encoded and all(idx == [1] for idx in encoded)  # the reference (channel 3) was not encoded again
+    assert all(batch is None for batch in reuse.batches)  # each kept batch was let go once replayed
+    encoded.clear()
+    computed = inference.predict(net, stacked, both, roi, cpu)
+    assert all(idx == [1, 3] for idx in encoded)
+    np.testing.assert_allclose(replayed.probabilities, computed.probabilities, atol=1e-5)
+    np.testing.assert_allclose(replayed.fusion_weights, computed.fusion_weights, atol=1e-5)
+
+
+def test_kept_encodings_of_other_windows_are_not_replayed():
+    reuse = inference.EncoderReuse(3)
+    reuse.start()
+    reuse.keep({3: [torch.ones(1, 4, 16, 16, 16)]})  # a pass the GPU ran out of memory in
+    reuse.start()
+    assert reuse.recording and reuse.batches == []  # recorded afresh
+    reuse.keep({3: [torch.zeros(2, 4, 16, 16, 16)]})
+    reuse.finish()
+    reuse.start()
+    assert not reuse.recording
+    assert reuse.known(torch.zeros(1, 5, 16, 16, 16)) is None  # one window per batch, where two were kept
+    reuse.start()
+    assert reuse.known(torch.zeros(2, 5, 16, 16, 16)) is None  # already replayed once

@@ -67,7 +67,7 @@ class BrightIsLiver:
     def __init__(self, bundle):
         self.bundle = bundle
 
-    def predict(self, images, reference, transforms, device, report=None, use=None):
+    def predict(self, images, reference, transforms, device, report=None, use=None, alone=None):
         hu = sitk.GetArrayFromImage(images[reference])
         liver = ((hu > 0) & (hu < 300)).astype(np.float32)
         weights = np.zeros((len(CHANNELS), *hu.shape), np.float32)

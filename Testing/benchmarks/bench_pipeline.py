@@ -1,12 +1,14 @@
 """Per-stage times and peak memory of `liverfusion segment` on clinical-size and real cases (issue 33).
 
 Cases: `phantom` (CT 512x512x120 + MRI 320x260x40, seed 4242), the two-phase real CTs `tace1720` and `tace2022` of
-../shared/data/real-train (the labelled phase as reference, as the benchmarks of real cases score them), and `big`:
-tace1720's two phases padded to 200 slices by repeating their first and last slices (a chest-to-pelvis length).
+../shared/data/real-train (the labelled phase as reference, as the benchmarks of real cases score them), and two
+200-slice cases made from tace1720's two phases by repeating their first and last slices: `cap`, resliced to 2.5 mm
+first (500 mm, a chest-abdomen-pelvis length, like the 207 x 2.5 mm arterial series of tace1211), and `big`, at their
+own 5 mm (1000 mm, twice that).
 Each run is a fresh process, so its peak memory is its own; every case runs `--repeats` times in one call.
 Prints a table (load, reference alone, align, infer, postprocess, write, total, peak memory) and writes JSON. Not a
 test.
-Usage: python Testing/benchmarks/bench_pipeline.py [--cases phantom tace1720 tace2022 big] [--repeats 2]
+Usage: python Testing/benchmarks/bench_pipeline.py [--cases phantom tace1720 tace2022 cap big] [--repeats 2]
 [--align rigid|deformable] [--device auto|cpu|cuda] [--model NAME_OR_DIR]
 """
 
@@ -30,9 +32,10 @@ from liverfusion.synthesis.phantom import make_case
 from liverfusion.training.dataset import case_reference, case_roles
 
 REAL_TRAIN = REPO.parent / "shared" / "data" / "real-train"
-CASES = ("phantom", "tace1720", "tace2022", "big")
+CASES = ("phantom", "tace1720", "tace2022", "cap", "big")
 STAGES = ("load", "reference_alone", "align", "infer", "postprocess", "write")
 BIG_SLICES = 200
+CAP_SLICE_MM = 2.5
 
 
 def real_case(folder: Path) -> tuple[dict[str, str], str]:
@@ -40,9 +43,21 @@ def real_case(folder: Path) -> tuple[dict[str, str], str]:
     return {role: str(folder / f"{role}.nii.gz") for role in case_roles(folder)}, case_reference(folder)
 
 
-def padded(path: str, slices: int, out: Path) -> str:
-    """The image with its first and last slices repeated to `slices` slices, half above and half below."""
+def resliced(image: sitk.Image, thickness: float) -> sitk.Image:
+    """The image with slices `thickness` mm apart (linear interpolation), its in-plane grid unchanged."""
+    size, spacing = list(image.GetSize()), list(image.GetSpacing())
+    grid = sitk.Image([*size[:2], round(size[2] * spacing[2] / thickness)], image.GetPixelID())
+    grid.SetSpacing([*spacing[:2], thickness])
+    grid.SetOrigin(image.GetOrigin())
+    grid.SetDirection(image.GetDirection())
+    return sitk.Resample(image, grid, sitk.Transform(), sitk.sitkLinear, float(sitk.GetArrayViewFromImage(image).min()))
+
+
+def padded(path: str, slices: int, out: Path, thickness: float | None = None) -> str:
+    """The image (resliced to `thickness` mm first, if given) with its first and last slices repeated to `slices`
+    slices, half above and half below."""
     image = sitk.ReadImage(path)
+    image = image if thickness is None else resliced(image, thickness)
     extra = max(0, slices - image.GetSize()[2])
     result = sitk.ZeroFluxNeumannPad(image, (0, 0, extra // 2), (0, 0, extra - extra // 2))
     sitk.WriteImage(result, str(out))
@@ -57,6 +72,9 @@ def prepare(name: str, tmp: Path) -> tuple[dict[str, str], str | None]:
     if name == "big":
         inputs, reference = real_case(REAL_TRAIN / "tace1720")
         return {r: padded(p, BIG_SLICES, tmp / f"big_{r}.nii.gz") for r, p in inputs.items()}, reference
+    if name == "cap":
+        inputs, reference = real_case(REAL_TRAIN / "tace1720")
+        return {r: padded(p, BIG_SLICES, tmp / f"cap_{r}.nii.gz", CAP_SLICE_MM) for r, p in inputs.items()}, reference
     return real_case(REAL_TRAIN / name)
 
 

@@ -229,7 +229,7 @@ def segment_aligned(
     timings = {} if timings is None else timings
     t = time.perf_counter()
     transforms = {role: r.transform for role, r in regs.items()}
-    grid, pred = model.predict(images, reference, transforms, device, report, use)
+    grid, pred = model.predict(images, reference, transforms, device, report, use, alone=guard)
     if guard is not None and len(use or images) > 1:
         pred = guarded(pred, guard)
     timings["infer"] = time.perf_counter() - t

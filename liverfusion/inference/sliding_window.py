@@ -14,6 +14,46 @@ from ..models.interface import Prediction
 CUDA_ATTEMPTS = ((8, "cuda"), (2, "cpu"), (1, "cpu"))
 
 
+class EncoderReuse:
+    """One input's encoder features, window batch by window batch, kept from a pass over that input alone for a
+    later pass over the same windows with more inputs: each input is encoded on its own (`FusionNet.encode`),
+    so the later pass encodes only the others. The pipeline's pass on the reference alone, then the fused pass,
+    then encode the reference once instead of twice (a sixth of the network's time on a two-phase case)."""
+
+    def __init__(self, channel: int):
+        self.channel = channel
+        self.box: tuple[slice, ...] | None = None  # where on the model grid the recorded pass ran
+        self.batches: list[list[torch.Tensor] | None] = []
+        self.recorded, self.recording, self.position = False, True, 0
+
+    def start(self) -> None:
+        """Called as a pass begins: until a pass has finished, a pass records (afresh: a pass the GPU ran out
+        of memory in recorded other batches); after that, a pass replays from the first batch."""
+        self.recording, self.position = not self.recorded, 0
+        if self.recording:
+            self.batches = []
+
+    def finish(self) -> None:
+        """Called as a pass ends without error."""
+        self.recorded = True
+
+    def known(self, x: torch.Tensor) -> dict[int, list[torch.Tensor]] | None:
+        """The kept features for this batch of windows; None (compute them) when recording, or when the batches
+        differ from the recorded ones (fewer windows per batch after the GPU ran out of memory)."""
+        if self.recording or self.position >= len(self.batches):
+            return None
+        kept = self.batches[self.position]
+        self.batches[self.position] = None  # each batch is replayed once: its memory goes as the pass goes on
+        self.position += 1
+        if kept is None or kept[0].shape[0] != x.shape[0] or kept[0].shape[-3:] != x.shape[-3:]:
+            return None
+        return {self.channel: [level.to(x.device) for level in kept]}
+
+    def keep(self, encoded: dict[int, list[torch.Tensor]]) -> None:
+        if self.recording:
+            self.batches.append(encoded[self.channel])
+
+
 @torch.no_grad()
 def predict(
     network: torch.nn.Module,
@@ -22,24 +62,29 @@ def predict(
     roi: tuple[int, int, int],
     device: torch.device,
     progress: bool = False,
+    reuse: EncoderReuse | None = None,
 ) -> Prediction:
     """Gaussian-weighted sliding windows over the whole volume. On CUDA, AMP and 8 windows per batch; when the
-    GPU runs out of memory, fewer windows with the stitched output in host memory, and at last the CPU."""
+    GPU runs out of memory, fewer windows with the stitched output in host memory, and at last the CPU.
+    `reuse` (a `FusionNet` only) records one input's encoder features, or replays them (`EncoderReuse`)."""
     notes = []
     if device.type == "cuda":
         for batch, output in CUDA_ATTEMPTS:
             try:
-                return _windows(network, stacked, present, roi, device, batch, torch.device(output), progress, notes)
+                return _windows(network, stacked, present, roi, device, batch, torch.device(output), progress, notes,
+                                reuse)
             except torch.OutOfMemoryError:
                 torch.cuda.empty_cache()
                 notes.append(f"GPU out of memory with {batch} window(s) per batch")
         notes.append("inference ran on the CPU")
         network.to("cpu")
     cpu = torch.device("cpu")
-    return _windows(network, stacked, present, roi, cpu, 2, cpu, progress, notes)
+    return _windows(network, stacked, present, roi, cpu, 2, cpu, progress, notes, reuse)
 
 
-def _windows(network, stacked, present, roi, device, batch: int, output: torch.device, progress, notes) -> Prediction:
+def _windows(
+    network, stacked, present, roi, device, batch: int, output: torch.device, progress, notes, reuse=None
+) -> Prediction:
     inferer = SlidingWindowInferer(
         roi_size=roi,
         sw_batch_size=batch,
@@ -52,8 +97,12 @@ def _windows(network, stacked, present, roi, device, batch: int, output: torch.d
     )
     x = torch.from_numpy(stacked[None]).to(output)  # the input lives where the output does
     p = torch.from_numpy(present[None]).to(device)
+    if reuse is not None:
+        reuse.start()
     with torch.autocast(device.type, enabled=device.type == "cuda"):
-        out = inferer(x, _Outputs(network, p))
+        out = inferer(x, _Outputs(network, p, reuse))
+    if reuse is not None:
+        reuse.finish()
     seg, mal, fusion = (t[0].float().cpu().numpy() for t in out)
     probabilities = np.exp(seg - seg.max(0, keepdims=True))
     probabilities /= probabilities.sum(0, keepdims=True)
@@ -63,10 +112,15 @@ def _windows(network, stacked, present, roi, device, batch: int, output: torch.d
 class _Outputs(torch.nn.Module):
     """Adapts the network's dict output to the tuple that the sliding-window inferer stitches."""
 
-    def __init__(self, network: torch.nn.Module, present: torch.Tensor):
+    def __init__(self, network: torch.nn.Module, present: torch.Tensor, reuse: EncoderReuse | None = None):
         super().__init__()
-        self.network, self.present = network, present
+        self.network, self.present, self.reuse = network, present, reuse
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        out = self.network(x, self.present.expand(x.shape[0], -1))
+        present = self.present.expand(x.shape[0], -1)
+        if self.reuse is None:
+            out = self.network(x, present)
+        else:
+            out = self.network(x, present, self.reuse.known(x))
+            self.reuse.keep(self.network.encoded)
         return out["seg"], out["malignancy"], out["fusion"]

@@ -14,7 +14,8 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
-from ..inference.sliding_window import predict
+from ..constants import CHANNELS, ROLE_TO_CHANNEL
+from ..inference.sliding_window import EncoderReuse, predict
 from ..networks.baselines import BaselineNet
 from ..networks.fusion import FusionNet
 from ..preprocessing import Normalisation, air_mask, bounding_box, canonical_grid, stack_channels, to_grid
@@ -35,6 +36,8 @@ class GridModel:
         self.bundle = bundle
         self.normalisation = Normalisation.from_config(bundle.config)
 
+    reuses_encoder = False  # the fused pass may reuse the reference's encoder features from the pass alone
+
     def predict(
         self,
         images: dict[str, sitk.Image],
@@ -43,7 +46,20 @@ class GridModel:
         device,
         report: Reporter = silent,
         use: Collection[str] | None = None,
+        alone: Prediction | None = None,
     ) -> tuple[sitk.Image, Prediction]:
+        reuse = alone.reuse if alone is not None and (use is None or reference in use) else None
+        if alone is not None:
+            alone.reuse = None  # consumed here: its memory goes as the pass replays it
+        return self._run(images, reference, transforms, device, use, reuse)
+
+    def alone(self, image: sitk.Image, role: str, device) -> tuple[sitk.Image, Prediction]:
+        reuse = EncoderReuse(CHANNELS.index(ROLE_TO_CHANNEL[role])) if self.reuses_encoder else None
+        grid, pred = self._run({role: image}, role, {}, device, None, reuse)
+        pred.reuse = reuse
+        return grid, pred
+
+    def _run(self, images, reference, transforms, device, use, reuse: EncoderReuse | None):
         config = self.bundle.config
         grid = canonical_grid(images[reference], tuple(config["spacing_mm"]))
         arrays = {
@@ -55,14 +71,15 @@ class GridModel:
         air = air_mask(images[reference], grid, reference, self.normalisation)
         roi = tuple(config["roi_size"])
         box = bounding_box(~air, roi)
-        inside = predict(self.bundle.network, stacked[(slice(None), *box)], present, roi, device)
+        if reuse is not None and reuse.box not in (None, box):
+            reuse = None  # other windows than the recorded ones
+        elif reuse is not None:
+            reuse.box = box
+        inside = predict(self.bundle.network, stacked[(slice(None), *box)], present, roi, device, reuse=reuse)
         pred = embedded(inside, box, air.shape)
         pred.probabilities[:, air] = 0.0
         pred.probabilities[0, air] = 1.0
         return grid, pred
-
-    def alone(self, image: sitk.Image, role: str, device) -> tuple[sitk.Image, Prediction]:
-        return self.predict({role: image}, role, {}, device)
 
     def liver(self, image: sitk.Image, role: str, device, alone: tuple | None = None) -> sitk.Image | None:
         grid, pred = alone or self.alone(image, role, device)
@@ -79,6 +96,7 @@ class FusionModel(GridModel):
     """Our attention-fusion network (`networks.fusion`)."""
 
     network_class = FusionNet
+    reuses_encoder = True
 
 
 class BaselineModel(GridModel):

@@ -22,6 +22,7 @@ from ..progress import Reporter, silent
 if TYPE_CHECKING:
     import torch
 
+    from ..inference.sliding_window import EncoderReuse
     from .store import Bundle
 
 
@@ -35,6 +36,7 @@ class Prediction:
     malignancy_logits: np.ndarray | None
     fusion_weights: np.ndarray
     notes: list[str] = field(default_factory=list)
+    reuse: EncoderReuse | None = None  # a prediction on one input alone: its encoder features, for the fused pass
 
 
 class SegmentationModel(Protocol):
@@ -54,9 +56,11 @@ class SegmentationModel(Protocol):
         device: torch.device,
         report: Reporter = silent,
         use: Collection[str] | None = None,
+        alone: Prediction | None = None,
     ) -> tuple[sitk.Image, Prediction]:
         """The grid the prediction lies on (in the reference's space) and the prediction; `use` names the inputs
-        the model may see (default all)."""
+        the model may see (default all); `alone`, what `alone` returned for the reference, whose work the model
+        may reuse."""
         ...
 
     def alone(self, image: sitk.Image, role: str, device: torch.device) -> tuple[sitk.Image, Prediction] | None:

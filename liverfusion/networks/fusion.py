@@ -67,17 +67,35 @@ class FusionNet(nn.Module):
         self.deep_heads = nn.ModuleList(UnetOutBlock(3, features[i], n_classes) for i in (1, 2))
         self.malignancy_head = UnetOutBlock(3, features[0], 1)
 
-    def encode(self, x: torch.Tensor, present: torch.Tensor) -> list[torch.Tensor]:
-        """Run the shared encoder on every present modality and fuse the scales; returns fused features."""
-        b, m = x.shape[:2]
-        idx = present[0].nonzero().flatten()  # one batch shares one modality subset
+    def modality_features(self, x: torch.Tensor, idx: list[int]) -> list[torch.Tensor]:
+        """The shared encoder's features of the modalities `idx` at every level, [B, len(idx), C, ...]. Each
+        modality is encoded on its own, so its features do not depend on which others are present."""
+        b = x.shape[0]
         sub = x[:, idx].flatten(0, 1).unsqueeze(1)
         h = self.stem(sub) + self.modality_embedding[idx].repeat(b, 1).view(b * len(idx), -1, 1, 1, 1)
-        fused, self._weights = [], None
+        levels = []
         for level in range(len(self.fusion)):
             if level:
                 h = self.down[level - 1](h)
-            f, w = self.fusion[level](h.view(b, len(idx), *h.shape[1:]), present[:, idx])
+            levels.append(h.view(b, len(idx), *h.shape[1:]))
+        return levels
+
+    def encode(
+        self, x: torch.Tensor, present: torch.Tensor, known: dict[int, list[torch.Tensor]] | None = None
+    ) -> list[torch.Tensor]:
+        """Encode every present modality (those in `known`, by channel, come already encoded, as
+        `modality_features` gave them for that channel alone) and fuse the scales; returns fused features and
+        keeps each modality's own features in `self.encoded` (by channel)."""
+        b, m = x.shape[:2]
+        idx = present[0].nonzero().flatten().tolist()  # one batch shares one modality subset
+        known = known or {}
+        todo = [i for i in idx if i not in known]
+        computed = self.modality_features(x, todo) if todo else []
+        self.encoded = {i: [level[:, todo.index(i)] for level in computed] for i in todo} | known
+        fused, self._weights = [], None
+        for level in range(len(self.fusion)):
+            h = computed[level] if not known else torch.stack([self.encoded[i][level] for i in idx], 1)
+            f, w = self.fusion[level](h, present[:, idx])
             fused.append(self.adapt[level](f))
             if level == 0:
                 self._weights = w.new_zeros((b, m) + w.shape[2:])
@@ -91,8 +109,11 @@ class FusionNet(nn.Module):
         for level, block in enumerate(pair.liver.down[1:]):
             self.down[level][1].load_state_dict(block.state_dict())
 
-    def forward(self, x: torch.Tensor, present: torch.Tensor) -> dict[str, torch.Tensor]:
-        skips = self.encode(x, present)
+    def forward(
+        self, x: torch.Tensor, present: torch.Tensor, known: dict[int, list[torch.Tensor]] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """`known`: encoder features of some channels from an earlier pass over the same windows (`encode`)."""
+        skips = self.encode(x, present, known)
         h, deep = skips[-1], []
         for level in reversed(range(len(self.up))):
             gated = (

@@ -38,6 +38,7 @@ class KULeuvenModel:
         device,
         report: Reporter = silent,
         use: Collection[str] | None = None,
+        alone: Prediction | None = None,
     ) -> tuple[sitk.Image, Prediction]:
         def on_tile(done: int, total: int) -> None:
             report(0.55 + 0.25 * done / total, f"lesion tile {done}/{total}")

@@ -24,14 +24,13 @@ import time
 from pathlib import Path
 
 import SimpleITK as sitk
-from benchlib import REPO, json_argument, write_json
+from benchlib import REAL_TRAIN, json_argument, write_json
 
 from liverfusion.inference.device import device_report
 from liverfusion.inference.pipeline import segment
 from liverfusion.synthesis.phantom import make_case
 from liverfusion.training.dataset import case_reference, case_roles
 
-REAL_TRAIN = REPO.parent / "shared" / "data" / "real-train"
 CASES = ("phantom", "tace1720", "tace2022", "cap", "big")
 STAGES = ("load", "reference_alone", "align", "infer", "postprocess", "write")
 BIG_SLICES = 200

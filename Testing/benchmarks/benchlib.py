@@ -28,6 +28,7 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 OUTPUT = HERE / "output"
 REPO = HERE.parents[1]
+REAL_TRAIN = REPO.parent / "shared" / "data" / "real-train"  # real labelled CTs beside the repository
 REAL = REPO.parent / "shared" / "data" / "real"  # the real scans beside the repository
 
 # Held-out phantoms: (protocol, first seed). Training uses seeds 1000+ and 5000+, tuning 8000+ and 8500+.

@@ -5,7 +5,7 @@ import SimpleITK as sitk
 from liverfusion.errors import InputError, OverlapError
 from liverfusion.evaluation.metrics import dice
 from liverfusion.io.images import read_image
-from liverfusion.registration.align import jacobian_range, register, resample_to
+from liverfusion.registration.align import evaluate_metric, jacobian_range, moving_part, register, resample_to
 
 
 def _liver_dice(case, transform):
@@ -124,3 +124,40 @@ def test_a_deformable_transform_resamples_through_a_faithful_field():
     for index in rng.uniform(2, np.array(reference.GetSize()) - 3, (200, 3)):
         point = reference.TransformContinuousIndexToPhysicalPoint([float(v) for v in index])
         assert np.linalg.norm(np.subtract(field.TransformPoint(point), deformable.TransformPoint(point))) < 0.1
+
+
+def _texture(size=(60, 50, 40), spacing=(2.0, 2.0, 2.5)) -> sitk.Image:
+    """A texture whose values, clamped to [10, 100] as CT is, reach both ends in any box of a few voxels."""
+    k, j, i = np.indices(size[::-1])
+    image = sitk.GetImageFromArray(((7 * i + 13 * j + 5 * k) % 120).astype(np.float32))
+    image.SetSpacing(spacing)
+    image.SetOrigin((-50.0, -40.0, -30.0))
+    return image
+
+
+def test_the_moving_part_holds_the_region_under_every_transform_and_keeps_the_metric():
+    array = sitk.GetArrayFromImage(_texture())
+    array[0, 0, 0], array[-1, -1, -1] = -5.0, 500.0  # the extremes, far from the region
+    moving = sitk.GetImageFromArray(array)
+    moving.CopyInformation(_texture())
+    region = sitk.RegionOfInterest(moving, [10, 10, 8], [25, 20, 16])
+    shift = sitk.TranslationTransform(3, (12.0, 0.0, -6.0))
+    part = moving_part(moving, region, [sitk.Euler3DTransform(), shift], margin_mm=4.0)
+    assert part is moving  # a box without the extremes would bin MI differently
+    array[0, 0, 0], array[-1, -1, -1] = 0.0, 0.0
+    moving = sitk.GetImageFromArray(array)
+    moving.CopyInformation(_texture())
+    moving = sitk.Clamp(moving, sitk.sitkFloat32, 10.0, 100.0)  # a clamped CT: its extremes are everywhere
+    part = moving_part(moving, region, [sitk.Euler3DTransform(), shift], margin_mm=4.0)
+    assert np.prod(part.GetSize()) < np.prod(moving.GetSize()) / 4
+    for transform in (sitk.Euler3DTransform(), shift):
+        for corner in ((0, 0, 0), (9, 9, 7)):
+            point = transform.TransformPoint(region.TransformIndexToPhysicalPoint(corner))
+            index = np.array(part.TransformPhysicalPointToContinuousIndex(point))
+            assert (index >= 0).all() and (index <= np.array(part.GetSize()) - 1).all()
+    mask = sitk.Image(region.GetSize(), sitk.sitkUInt8) + 1
+    mask.CopyInformation(region)
+    for transform in (sitk.Euler3DTransform(), shift):
+        assert evaluate_metric(region, part, transform, mask) == pytest.approx(
+            evaluate_metric(region, moving, transform, mask), rel=1e-6
+        )

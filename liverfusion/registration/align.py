@@ -7,6 +7,7 @@ stays positive); otherwise the rigid result is kept with a warning, never silent
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass, field
 
@@ -52,12 +53,9 @@ def prepare(image: sitk.Image, role: str) -> sitk.Image:
     spacing = [max(s, WORKING_SPACING_MM) for s in image.GetSpacing()]
     if spacing == list(image.GetSpacing()):
         return image
-    sigma = [max((w**2 - s**2), 0.0) ** 0.5 / 2.355 + 1e-3 for w, s in zip(spacing, image.GetSpacing())]
-    smooth = sitk.SmoothingRecursiveGaussian(image, sigma)
-    size = [max(1, int(round(n * s / w))) for n, s, w in zip(image.GetSize(), image.GetSpacing(), spacing)]
     return sitk.Resample(
-        smooth,
-        size,
+        anti_aliased(image, spacing),
+        [max(1, int(round(n * s / w))) for n, s, w in zip(image.GetSize(), image.GetSpacing(), spacing)],
         sitk.Transform(),
         sitk.sitkLinear,
         image.GetOrigin(),
@@ -66,6 +64,20 @@ def prepare(image: sitk.Image, role: str) -> sitk.Image:
         0.0,
         sitk.sitkFloat32,
     )
+
+
+def anti_aliased(image: sitk.Image, spacing: list[float]) -> sitk.Image:
+    """`image` low-passed for sampling at `spacing`: whole voxels averaged first (a 0.75 mm CT in 2x2 bins),
+    then a Gaussian along each axis that still needs one, for the rest. Smoothing a 512x512x200 phase at full
+    resolution took 1.2 s; the bins leave a quarter of the voxels to smooth, and axes already coarse enough
+    (5 mm slices) are not filtered."""
+    factors = [max(1, int(w // s)) for w, s in zip(spacing, image.GetSpacing())]
+    if any(f > 1 for f in factors):
+        image = sitk.BinShrink(image, factors)
+    for axis, (w, s) in enumerate(zip(spacing, image.GetSpacing())):
+        if w > s:
+            image = sitk.RecursiveGaussian(image, (w**2 - s**2) ** 0.5 / 2.355, direction=axis)
+    return image
 
 
 def _voxels(image: sitk.Image, mask: sitk.Image | None) -> float:
@@ -218,14 +230,15 @@ def register(
             raise OverlapError("the focus mask has no voxel inside the fixed image")
         region, mask = crop_to_mask([f, mask], mask)
     identity = sitk.Euler3DTransform()
-    before = evaluate_metric(region, m, identity, mask)
     if mode == "none":
+        before = evaluate_metric(region, m, identity, mask)
         return Registration(identity, mode, before, before, time.perf_counter() - start)
     candidates = {"identity": identity, "rigid": rigid(f, m)}
     if mask is not None:
+        m = moving_part(m, region, candidates.values())
         candidates["liver rigid"] = rigid(region, m, mask, candidates["rigid"])
     scores = {name: evaluate_metric(region, m, t, mask) for name, t in candidates.items()}
-    best = min(scores, key=scores.get)
+    before, best = scores["identity"], min(scores, key=scores.get)
     warnings = (
         []
         if best != "identity"
@@ -251,6 +264,36 @@ def crop_to_mask(images: list[sitk.Image], mask: sitk.Image, margin: int = 3) ->
     lower = [max(0, i - margin) for i in box[:3]]
     upper = [min(n, i + s + margin) for i, s, n in zip(box[:3], box[3:], mask.GetSize())]
     return [sitk.RegionOfInterest(image, [u - lo for lo, u in zip(lower, upper)], lower) for image in images]
+
+
+MOVING_MARGIN_MM = 40.0
+
+
+def moving_part(moving: sitk.Image, region: sitk.Image, transforms, margin_mm: float = MOVING_MARGIN_MM) -> sitk.Image:
+    """The box of `moving` that the fixed `region` maps into under any of `transforms`, with a margin for the
+    refinements still to come; `moving` itself when that box would change the metric (MI bins the moving image
+    between its minimum and maximum, so the box must hold both). Each evaluation of the metric, and each level
+    of a registration, filters the whole moving image first: on a 500 mm chest-abdomen-pelvis phase that took
+    a second each, for a liver region a third of its length."""
+    size = region.GetSize()
+    corners = [
+        region.TransformContinuousIndexToPhysicalPoint([float(c) for c in corner])
+        for corner in itertools.product(*[(-0.5, n - 0.5) for n in size])
+    ]
+    mapped = np.array(
+        [moving.TransformPhysicalPointToContinuousIndex(t.TransformPoint(p)) for t in transforms for p in corners]
+    )
+    margin = np.array([margin_mm / s for s in moving.GetSpacing()])
+    lower = np.clip(np.floor(mapped.min(0) - margin).astype(int), 0, None)
+    upper = np.minimum(np.ceil(mapped.max(0) + margin).astype(int) + 1, moving.GetSize())
+    if np.any(upper <= lower) or np.array_equal(upper - lower, moving.GetSize()):
+        return moving
+    part = sitk.RegionOfInterest(moving, (upper - lower).tolist(), lower.tolist())
+    whole, box = sitk.MinimumMaximumImageFilter(), sitk.MinimumMaximumImageFilter()
+    whole.Execute(moving)
+    box.Execute(part)
+    same_range = (whole.GetMinimum(), whole.GetMaximum()) == (box.GetMinimum(), box.GetMaximum())
+    return part if same_range else moving
 
 
 def _try_deformable(f, m, rigid_result: Registration, mask, role: str, domain: sitk.Image) -> Registration:

@@ -23,7 +23,7 @@ def test_out_of_gpu_memory_takes_fewer_windows_then_the_cpu(monkeypatch):
     net = FusionNet(features=(4, 8, 16, 32)).eval()
     stacked = np.random.default_rng(0).standard_normal((5, 20, 20, 20)).astype(np.float32)
     pred = inference.predict(net, stacked, np.array([0, 0, 1, 0, 1], np.float32), (16, 16, 16), torch.device("cuda"))
-    assert calls == [("cuda", 8, "cuda"), ("cuda", 2, "cpu"), ("cuda", 1, "cpu"), ("cpu", 2, "cpu")]
+    assert calls == [("cuda", 8, "cuda"), ("cuda", 2, "cpu"), ("cuda", 1, "cpu"), ("cpu", 1, "cpu")]
     assert pred.notes[-1] == "inference ran on the CPU" and len(pred.notes) == 4
     assert pred.probabilities.shape == (3, 20, 20, 20)
     np.testing.assert_allclose(pred.probabilities.sum(0), 1.0, rtol=1e-5)

@@ -12,6 +12,9 @@ from ..models.interface import Prediction
 # The window itself keeps the size the model was trained with: larger or smaller windows change what its instance
 # normalisation sees (128^3 windows took a held-out tumour Dice from 0.37 to 0.11).
 CUDA_ATTEMPTS = ((8, "cuda"), (2, "cpu"), (1, "cpu"))
+# On the CPU, one window per batch: 12% faster than two on this 2-core machine (8.8 against 10.0 s for the pass over
+# a 500 mm chest-abdomen-pelvis CT, five alternating runs each), and half the activations in memory.
+CPU_BATCH = 1
 
 
 class EncoderReuse:
@@ -79,7 +82,7 @@ def predict(
         notes.append("inference ran on the CPU")
         network.to("cpu")
     cpu = torch.device("cpu")
-    return _windows(network, stacked, present, roi, cpu, 2, cpu, progress, notes, reuse)
+    return _windows(network, stacked, present, roi, cpu, CPU_BATCH, cpu, progress, notes, reuse)
 
 
 def _windows(

@@ -125,5 +125,5 @@ class _Outputs(torch.nn.Module):
             out = self.network(x, present)
         else:
             out = self.network(x, present, self.reuse.known(x))
-            self.reuse.keep(self.network.encoded)
+            self.reuse.keep(out["encoded"])
         return out["seg"], out["malignancy"], out["fusion"]

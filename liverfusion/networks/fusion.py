@@ -82,26 +82,26 @@ class FusionNet(nn.Module):
 
     def encode(
         self, x: torch.Tensor, present: torch.Tensor, known: dict[int, list[torch.Tensor]] | None = None
-    ) -> list[torch.Tensor]:
+    ) -> tuple[list[torch.Tensor], dict[int, list[torch.Tensor]]]:
         """Encode every present modality (those in `known`, by channel, come already encoded, as
-        `modality_features` gave them for that channel alone) and fuse the scales; returns fused features and
-        keeps each modality's own features in `self.encoded` (by channel)."""
+        `modality_features` gave them for that channel alone) and fuse the scales; returns the fused features and
+        each modality's own features by channel."""
         b, m = x.shape[:2]
         idx = present[0].nonzero().flatten().tolist()  # one batch shares one modality subset
         known = known or {}
         todo = [i for i in idx if i not in known]
         computed = self.modality_features(x, todo) if todo else []
-        self.encoded = {i: [level[:, todo.index(i)] for level in computed] for i in todo} | known
+        encoded = {i: [level[:, todo.index(i)] for level in computed] for i in todo} | known
         fused, self._weights = [], None
         for level in range(len(self.fusion)):
-            h = computed[level] if not known else torch.stack([self.encoded[i][level] for i in idx], 1)
+            h = computed[level] if not known else torch.stack([encoded[i][level] for i in idx], 1)
             f, w = self.fusion[level](h, present[:, idx])
             fused.append(self.adapt[level](f))
             if level == 0:
                 self._weights = w.new_zeros((b, m) + w.shape[2:])
                 self._weights[:, idx] = w
         fused[-1] = self.pam(fused[-1]) + self.cam(fused[-1]) - fused[-1]
-        return fused
+        return fused, encoded
 
     def load_kuleuven_encoder(self, pair: KULeuvenPair) -> None:
         """Start the encoder from their trained liver network (transfer learning)."""
@@ -112,8 +112,9 @@ class FusionNet(nn.Module):
     def forward(
         self, x: torch.Tensor, present: torch.Tensor, known: dict[int, list[torch.Tensor]] | None = None
     ) -> dict[str, torch.Tensor]:
-        """`known`: encoder features of some channels from an earlier pass over the same windows (`encode`)."""
-        skips = self.encode(x, present, known)
+        """`known`: encoder features of some channels from an earlier pass over the same windows (`encode`); the
+        output's "encoded" holds this pass's, for a later one."""
+        skips, encoded = self.encode(x, present, known)
         h, deep = skips[-1], []
         for level in reversed(range(len(self.up))):
             gated = (
@@ -125,6 +126,7 @@ class FusionNet(nn.Module):
             if level in (1, 2):
                 deep.append(self.deep_heads[level - 1](h))
         out = {"seg": self.seg_head(h), "malignancy": self.malignancy_head(h), "fusion": self._weights}
+        out["encoded"] = encoded
         if self.training:
             out["deep"] = deep
         return out

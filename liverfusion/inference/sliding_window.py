@@ -20,8 +20,8 @@ CPU_BATCH = 1
 class EncoderReuse:
     """One input's encoder features, window batch by window batch, kept from a pass over that input alone for a
     later pass over the same windows with more inputs: each input is encoded on its own (`FusionNet.encode`),
-    so the later pass encodes only the others. The pipeline's pass on the reference alone, then the fused pass,
-    then encode the reference once instead of twice (a sixth of the network's time on a two-phase case)."""
+    so the later pass encodes only the others. The pipeline's pass on the reference alone and its fused pass then
+    encode the reference once instead of twice: the fused pass of real two-phase tace1720 took 6.9 s, not 10.6."""
 
     def __init__(self, channel: int):
         self.channel = channel

@@ -31,12 +31,11 @@ class GridModel:
     its inputs normalised as its bundle says."""
 
     network_class: type[torch.nn.Module]
+    reuses_encoder = False  # the fused pass may reuse the reference's encoder features from the pass alone
 
     def __init__(self, bundle: Bundle):
         self.bundle = bundle
         self.normalisation = Normalisation.from_config(bundle.config)
-
-    reuses_encoder = False  # the fused pass may reuse the reference's encoder features from the pass alone
 
     def predict(
         self,

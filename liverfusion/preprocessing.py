@@ -131,3 +131,13 @@ def bounding_box(mask: np.ndarray, minimum: tuple[int, ...], margin: int = 2) ->
         lo = min(max(lo - (width - (hi - lo)) // 2, 0), n - width)
         box.append(slice(lo, lo + width))
     return tuple(box)
+
+
+def covering_box(points, image: sitk.Image, margin: float | np.ndarray = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """First index and end (exclusive) of the box of `image`'s voxels that holds the physical `points`, `margin`
+    voxels wider on each side (per axis, where an array), clipped to the image: where one grid's box lies on
+    another grid."""
+    index = np.array([image.TransformPhysicalPointToContinuousIndex(p) for p in points])
+    lower = np.clip(np.floor(index.min(0) - margin).astype(int), 0, None)
+    upper = np.minimum(np.ceil(index.max(0) + margin).astype(int) + 1, image.GetSize())
+    return lower, upper

@@ -34,7 +34,7 @@ from ..io.roles import check_roles, choose_reference
 from ..io.segnrrd import write_seg_nrrd
 from ..models import store as model_store
 from ..models.interface import Prediction, SegmentationModel, guarded
-from ..preprocessing import bounding_box
+from ..preprocessing import bounding_box, covering_box
 from ..progress import Reporter, silent
 from ..registration import align as registration
 from ..reports.page import write_report
@@ -294,10 +294,7 @@ def foreground_box(mask: np.ndarray, grid: sitk.Image, reference: sitk.Image) ->
         return [0, 0, 0], [1, 1, 1]
     box = bounding_box(mask, (0, 0, 0))[::-1]  # x, y, z
     corners = [[float(b) for b in c] for c in itertools.product(*[(s.start, s.stop - 1) for s in box])]
-    points = [grid.TransformContinuousIndexToPhysicalPoint(c) for c in corners]
-    index = np.array([reference.TransformPhysicalPointToContinuousIndex(p) for p in points])
-    lo = np.clip(np.floor(index.min(0)).astype(int) - 1, 0, None)
-    hi = np.minimum(np.ceil(index.max(0)).astype(int) + 2, reference.GetSize())
+    lo, hi = covering_box([grid.TransformContinuousIndexToPhysicalPoint(c) for c in corners], reference)
     return lo.tolist(), np.maximum(hi - lo, 1).tolist()
 
 

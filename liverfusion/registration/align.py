@@ -17,6 +17,7 @@ import SimpleITK as sitk
 from ..constants import CT_ROLES
 from ..errors import OverlapError, one_line
 from ..io.intensity_checks import require_range
+from ..preprocessing import covering_box
 
 SAMPLING_SEED = 20261125
 MODES = ("none", "rigid", "deformable")
@@ -280,12 +281,8 @@ def moving_part(moving: sitk.Image, region: sitk.Image, transforms, margin_mm: f
         region.TransformContinuousIndexToPhysicalPoint([float(c) for c in corner])
         for corner in itertools.product(*[(-0.5, n - 0.5) for n in size])
     ]
-    mapped = np.array(
-        [moving.TransformPhysicalPointToContinuousIndex(t.TransformPoint(p)) for t in transforms for p in corners]
-    )
-    margin = np.array([margin_mm / s for s in moving.GetSpacing()])
-    lower = np.clip(np.floor(mapped.min(0) - margin).astype(int), 0, None)
-    upper = np.minimum(np.ceil(mapped.max(0) + margin).astype(int) + 1, moving.GetSize())
+    mapped = [t.TransformPoint(p) for t in transforms for p in corners]
+    lower, upper = covering_box(mapped, moving, np.array([margin_mm / s for s in moving.GetSpacing()]))
     if np.any(upper <= lower) or np.array_equal(upper - lower, moving.GetSize()):
         return moving
     part = sitk.RegionOfInterest(moving, (upper - lower).tolist(), lower.tolist())

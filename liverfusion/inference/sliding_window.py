@@ -27,12 +27,17 @@ class EncoderReuse:
         self.channel = channel
         self.box: tuple[slice, ...] | None = None  # where on the model grid the recorded pass ran
         self.batches: list[list[torch.Tensor] | None] = []
-        self.recorded, self.recording, self.position = False, True, 0
+        self.recorded, self.position = False, 0
+
+    @property
+    def recording(self) -> bool:
+        """Until a pass has finished, a pass records; after that, passes replay."""
+        return not self.recorded
 
     def start(self) -> None:
-        """Called as a pass begins: until a pass has finished, a pass records (afresh: a pass the GPU ran out
-        of memory in recorded other batches); after that, a pass replays from the first batch."""
-        self.recording, self.position = not self.recorded, 0
+        """Called as a pass begins: a recording pass starts afresh (a pass the GPU ran out of memory in recorded
+        other batches); a replaying one from the first batch."""
+        self.position = 0
         if self.recording:
             self.batches = []
 

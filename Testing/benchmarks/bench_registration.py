@@ -29,6 +29,7 @@ import SimpleITK as sitk
 from benchlib import REAL_TRAIN, RESULTS, json_argument, write_json
 
 from liverfusion.apps.kuleuven.predict import liver_only
+from liverfusion.evaluation.held_out import case_images, truth_of
 from liverfusion.evaluation.metrics import dice, hd95
 from liverfusion.inference.device import pick_device
 from liverfusion.inference.pipeline import liver_focus
@@ -36,7 +37,7 @@ from liverfusion.io.images import read_image
 from liverfusion.models import store as model_store
 from liverfusion.registration.align import jacobian_range, register, resample_to
 from liverfusion.synthesis.phantom import make_case
-from liverfusion.training.dataset import case_reference, case_roles
+from liverfusion.training.dataset import case_reference
 
 REAL_PAIRS = ("tace1720", "tace2022")
 
@@ -130,13 +131,13 @@ def real_scores(fixed_liver: sitk.Image, moving_liver: sitk.Image, transform: si
 
 def run_real_pair(folder: Path, model, device, teacher) -> dict[str, dict]:
     """Align the other phase of a real case to its labelled phase with each method, scored on the livers."""
-    reference = case_reference(folder)
-    other = next(r for r in case_roles(folder) if r != reference)
-    fixed, moving = read_image(folder / f"{reference}.nii.gz"), read_image(folder / f"{other}.nii.gz")
+    images, reference = case_images(folder), case_reference(folder)
+    other = next(r for r in images if r != reference)
+    fixed, moving = images[reference], images[other]
     fixed_liver, moving_liver = (
         liver_only(image, role, teacher, device) for image, role in ((fixed, reference), (moving, other))
     )
-    manual = sitk.GetArrayFromImage(read_image(folder / f"label_{reference}.nii.gz", label=True)) >= 1
+    manual = sitk.GetArrayFromImage(truth_of(folder)[0]) >= 1
     roles = (reference, other)
     out = {"none": real_scores(fixed_liver, moving_liver, sitk.Euler3DTransform(), 0.0)}
     out["none"]["mask_dice_vs_manual"] = dice(sitk.GetArrayFromImage(fixed_liver) > 0, manual)

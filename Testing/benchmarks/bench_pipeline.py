@@ -28,6 +28,7 @@ from benchlib import REAL_TRAIN, json_argument, write_json
 
 from liverfusion.inference.device import device_report
 from liverfusion.inference.pipeline import segment
+from liverfusion.registration.align import resample_to
 from liverfusion.synthesis.phantom import make_case
 from liverfusion.training.dataset import case_reference, case_roles
 
@@ -49,7 +50,7 @@ def resliced(image: sitk.Image, thickness: float) -> sitk.Image:
     grid.SetSpacing([*spacing[:2], thickness])
     grid.SetOrigin(image.GetOrigin())
     grid.SetDirection(image.GetDirection())
-    return sitk.Resample(image, grid, sitk.Transform(), sitk.sitkLinear, float(sitk.GetArrayViewFromImage(image).min()))
+    return resample_to(image, grid, sitk.Transform())
 
 
 def padded(path: str, slices: int, out: Path, thickness: float | None = None) -> str:

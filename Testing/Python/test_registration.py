@@ -5,7 +5,15 @@ import SimpleITK as sitk
 from liverfusion.errors import InputError, OverlapError
 from liverfusion.evaluation.metrics import dice
 from liverfusion.io.images import read_image
-from liverfusion.registration.align import evaluate_metric, jacobian_range, moving_part, register, resample_to
+from liverfusion.registration.align import (
+    SAMPLING_SEED,
+    SCORE_SAMPLES,
+    evaluate_metric,
+    jacobian_range,
+    moving_part,
+    register,
+    resample_to,
+)
 
 
 def _liver_dice(case, transform):
@@ -161,3 +169,21 @@ def test_the_moving_part_holds_the_region_under_every_transform_and_keeps_the_me
         assert evaluate_metric(region, part, transform, mask) == pytest.approx(
             evaluate_metric(region, moving, transform, mask), rel=1e-6
         )
+
+
+def test_scoring_without_gradient_images_gives_the_metric_itk_gives_with_them():
+    fixed = sitk.SmoothingRecursiveGaussian(_texture(), 3.0)
+    moving = sitk.SmoothingRecursiveGaussian(_texture(), 2.0)
+    mask = sitk.Cast(sitk.Abs(fixed - 60.0) < 20.0, sitk.sitkUInt8)
+    shift = sitk.Euler3DTransform((0, 0, 0), 0.05, 0.0, 0.02, (3.0, -2.0, 1.0))
+    for region_mask in (None, mask):
+        reg = sitk.ImageRegistrationMethod()  # as evaluate_metric sets it up, with ITK's default gradient filters
+        reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=48)
+        reg.SetMetricSamplingStrategy(reg.RANDOM)
+        voxels = np.prod(fixed.GetSize()) if region_mask is None else np.count_nonzero(sitk.GetArrayViewFromImage(mask))
+        reg.SetMetricSamplingPercentagePerLevel([min(1.0, SCORE_SAMPLES / voxels)], SAMPLING_SEED)
+        reg.SetInterpolator(sitk.sitkLinear)
+        if region_mask is not None:
+            reg.SetMetricFixedMask(region_mask)
+        reg.SetInitialTransform(shift, inPlace=False)
+        assert evaluate_metric(fixed, moving, shift, region_mask) == reg.MetricEvaluate(fixed, moving)

@@ -107,8 +107,12 @@ def evaluate_metric(
     fixed: sitk.Image, moving: sitk.Image, transform: sitk.Transform, mask: sitk.Image | None = None
 ) -> float:
     """Mattes MI (negative: lower is better) of the pair under `transform`, on a fixed random set of points:
-    every candidate is scored on the same points, so their scores compare."""
+    every candidate is scored on the same points, so their scores compare. The value needs no gradient, so the
+    gradient images ITK would filter over both whole images first (0.5 s of the 0.6 s on a 500 mm phase) are
+    not made: the value is the same."""
     reg = _method(_sampling(_voxels(fixed, mask), [1], SCORE_SAMPLES), mask)
+    reg.SetMetricUseFixedImageGradientFilter(False)
+    reg.SetMetricUseMovingImageGradientFilter(False)
     reg.SetInitialTransform(transform, inPlace=False)
     try:
         return float(reg.MetricEvaluate(fixed, moving))

@@ -85,7 +85,13 @@ def _voxels(image: sitk.Image, mask: sitk.Image | None) -> float:
     return float(np.prod(image.GetSize()) if mask is None else np.count_nonzero(sitk.GetArrayViewFromImage(mask)))
 
 
-def _method(fractions: list[float], mask: sitk.Image | None) -> sitk.ImageRegistrationMethod:
+def _method(
+    fractions: list[float], mask: sitk.Image | None, gradient_images: bool | None = None
+) -> sitk.ImageRegistrationMethod:
+    """Mattes MI on random points. `gradient_images` (default: only without a mask): ITK filters the gradient of
+    both whole images at every level; a liver region's stages take the gradient at their sample points instead.
+    On the real and phantom pairs that halved their time at the same liver Dice and smaller lesion errors; the
+    whole-image rigid stage needs the smoothed gradient (tace1720's liver Dice 0.926 with it, 0.894 without)."""
     reg = sitk.ImageRegistrationMethod()
     reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=48)
     reg.SetMetricSamplingStrategy(reg.RANDOM)
@@ -93,6 +99,9 @@ def _method(fractions: list[float], mask: sitk.Image | None) -> sitk.ImageRegist
     reg.SetInterpolator(sitk.sitkLinear)
     if mask is not None:
         reg.SetMetricFixedMask(mask)
+    if not (mask is None if gradient_images is None else gradient_images):
+        reg.SetMetricUseFixedImageGradientFilter(False)
+        reg.SetMetricUseMovingImageGradientFilter(False)
     return reg
 
 
@@ -107,12 +116,9 @@ def evaluate_metric(
     fixed: sitk.Image, moving: sitk.Image, transform: sitk.Transform, mask: sitk.Image | None = None
 ) -> float:
     """Mattes MI (negative: lower is better) of the pair under `transform`, on a fixed random set of points:
-    every candidate is scored on the same points, so their scores compare. The value needs no gradient, so the
-    gradient images ITK would filter over both whole images first (0.5 s of the 0.6 s on a 500 mm phase) are
-    not made: the value is the same."""
-    reg = _method(_sampling(_voxels(fixed, mask), [1], SCORE_SAMPLES), mask)
-    reg.SetMetricUseFixedImageGradientFilter(False)
-    reg.SetMetricUseMovingImageGradientFilter(False)
+    every candidate is scored on the same points, so their scores compare. The value needs no gradient: without
+    the gradient images (0.5 s of the 0.6 s on a 500 mm phase) it is the same."""
+    reg = _method(_sampling(_voxels(fixed, mask), [1], SCORE_SAMPLES), mask, gradient_images=False)
     reg.SetInitialTransform(transform, inPlace=False)
     try:
         return float(reg.MetricEvaluate(fixed, moving))

@@ -59,12 +59,31 @@ def test_a_guarded_fused_prediction_keeps_the_tumour_the_reference_alone_found_i
     fused[:, 0] = np.array([1.0, 0.0, 0.0])[:, None, None]  # only the reference alone calls liver here
     alone[:, 1, 2, 3] = (0.0, 0.2, 0.8)  # a tumour voxel only the reference alone calls
     fused[:, 2, 2, 2] = (0.1, 0.2, 0.7)  # and one only the fused prediction calls
-    out = guarded(Prediction(fused, None, np.ones((5, *shape))), Prediction(alone, None, np.zeros((5, *shape))))
+    out = guarded(
+        Prediction(fused, None, np.ones((5, *shape))), Prediction(alone, None, np.zeros((5, *shape))), (1.0, 1.0, 1.0)
+    )
     labels = out.probabilities.argmax(0)
     assert labels[1, 2, 3] == 2 and labels[2, 2, 2] == 2 and (labels == 2).sum() == 2
     assert (labels[0] == 0).all() and (labels[1:] > 0).all()
     assert np.allclose(out.probabilities.sum(0), 1) and (out.probabilities >= 0).all()
     assert (out.fusion_weights == 1).all()  # the fused network's weights, shown as the attention maps
+
+
+def test_a_guarded_fused_prediction_has_no_organ_far_from_the_organ_the_reference_alone_found():
+    shape, spacing = (20, 40, 40), (5.0, 4.0, 4.0)  # a voxel of 0.08 ml
+    alone = np.zeros((3, *shape), np.float32)
+    alone[0] = 1.0
+    alone[:, 5:15, 5:25, 5:25] = np.array([0.0, 1.0, 0.0])[:, None, None, None]  # 320 ml of liver
+    fused = alone.copy()
+    fused[:, 5:15, 25:27, 5:25] = np.array([0.1, 0.9, 0.0])[:, None, None, None]  # 4-8 mm beyond it: kept
+    fused[:, 5:15, 33:38, 5:25] = np.array([0.0, 0.3, 0.7])[:, None, None, None]  # 32-52 mm beyond it: dropped
+    out = guarded(Prediction(fused, None, np.ones((5, *shape))), Prediction(alone, None, np.ones((5, *shape))), spacing)
+    labels = out.probabilities.argmax(0)
+    assert (labels[5:15, 5:27, 5:25] == 1).all() and (labels[:, 27:] == 0).all()
+    assert np.allclose(out.probabilities.sum(0), 1) and (out.probabilities >= 0).all()
+    alone[1:] = 0.0  # a reference alone that found no liver restricts nothing
+    out = guarded(Prediction(fused, None, np.ones((5, *shape))), Prediction(alone, None, np.ones((5, *shape))), spacing)
+    assert (out.probabilities.argmax(0)[5:15, 33:38, 5:25] == 2).all()
 
 
 def test_the_fused_pass_encodes_only_the_inputs_the_pass_alone_did_not_and_gives_the_same_prediction(monkeypatch):

@@ -231,7 +231,7 @@ def segment_aligned(
     transforms = {role: r.transform for role, r in regs.items()}
     grid, pred = model.predict(images, reference, transforms, device, report, use, alone=guard)
     if guard is not None and len(use or images) > 1:
-        pred = guarded(pred, guard)
+        pred = guarded(pred, guard, grid.GetSpacing()[::-1])
     timings["infer"] = time.perf_counter() - t
     report(0.8, "postprocess")
     t = time.perf_counter()

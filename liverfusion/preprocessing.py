@@ -7,7 +7,7 @@ The normalisation travels with the model, as nnU-Net's plan file does: a bundle'
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -118,16 +118,13 @@ def stack_channels(arrays: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.nda
     return stacked, present
 
 
-def bounding_box(
-    mask: np.ndarray, minimum: tuple[int, ...], margin: int | Sequence[int] = 2
-) -> tuple[slice, ...]:
-    """The box around `mask` (plus `margin` voxels, or per axis), grown about its centre to at least `minimum`
-    where the array allows: the network then skips the air around the patient, as nnU-Net crops to the body."""
+def bounding_box(mask: np.ndarray, minimum: tuple[int, ...], margin: int = 2) -> tuple[slice, ...]:
+    """The box around `mask` (plus `margin` voxels), grown about its centre to at least `minimum` where the
+    array allows: the network then skips the air around the patient, as nnU-Net crops to the body."""
     if not mask.any():
         return tuple(slice(0, n) for n in mask.shape)
-    margins = [margin] * mask.ndim if isinstance(margin, int) else list(margin)
     box = []
-    for axis, (n, least, margin) in enumerate(zip(mask.shape, minimum, margins)):
+    for axis, (n, least) in enumerate(zip(mask.shape, minimum)):
         hits = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
         lo, hi = max(int(hits[0]) - margin, 0), min(int(hits[-1]) + 1 + margin, n)
         width = max(hi - lo, min(least, n))

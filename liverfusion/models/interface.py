@@ -118,9 +118,9 @@ def _far_from(reference: np.ndarray, mask: np.ndarray, spacing: tuple[float, ...
     """The voxels of `mask` farther than `ORGAN_MARGIN_MM` from `reference`; none when `reference` holds less than
     `MIN_LIVER_ML` (a pass that found no liver restricts nothing). ITK's distance map, on two threads, took 0.26 s
     for a 200-slice model grid where SciPy's took 0.89 s, with the same result."""
-    if reference.sum() * float(np.prod(spacing)) / 1000.0 < MIN_LIVER_ML:
-        return np.zeros_like(mask)
     image = sitk.GetImageFromArray(reference.astype(np.uint8))
     image.SetSpacing(spacing[::-1])
+    if found_liver(image) is None:
+        return np.zeros_like(mask)
     distance = sitk.SignedMaurerDistanceMap(image, insideIsPositive=False, squaredDistance=False, useImageSpacing=True)
     return mask & (sitk.GetArrayViewFromImage(distance) > ORGAN_MARGIN_MM)

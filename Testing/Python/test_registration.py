@@ -6,8 +6,10 @@ from liverfusion.errors import InputError, OverlapError
 from liverfusion.evaluation.metrics import dice
 from liverfusion.io.images import read_image
 from liverfusion.registration.align import (
-    SAMPLING_SEED,
     SCORE_SAMPLES,
+    _method,
+    _sampling,
+    _voxels,
     evaluate_metric,
     jacobian_range,
     moving_part,
@@ -177,13 +179,7 @@ def test_scoring_without_gradient_images_gives_the_metric_itk_gives_with_them():
     mask = sitk.Cast(sitk.Abs(fixed - 60.0) < 20.0, sitk.sitkUInt8)
     shift = sitk.Euler3DTransform((0, 0, 0), 0.05, 0.0, 0.02, (3.0, -2.0, 1.0))
     for region_mask in (None, mask):
-        reg = sitk.ImageRegistrationMethod()  # as evaluate_metric sets it up, with ITK's default gradient filters
-        reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=48)
-        reg.SetMetricSamplingStrategy(reg.RANDOM)
-        voxels = np.prod(fixed.GetSize()) if region_mask is None else np.count_nonzero(sitk.GetArrayViewFromImage(mask))
-        reg.SetMetricSamplingPercentagePerLevel([min(1.0, SCORE_SAMPLES / voxels)], SAMPLING_SEED)
-        reg.SetInterpolator(sitk.sitkLinear)
-        if region_mask is not None:
-            reg.SetMetricFixedMask(region_mask)
+        samples = _sampling(_voxels(fixed, region_mask), [1], SCORE_SAMPLES)
+        reg = _method(samples, region_mask)  # evaluate_metric's set-up, with ITK's default gradient filters
         reg.SetInitialTransform(shift, inPlace=False)
         assert evaluate_metric(fixed, moving, shift, region_mask) == reg.MetricEvaluate(fixed, moving)

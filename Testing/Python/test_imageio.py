@@ -173,3 +173,19 @@ def test_a_failed_write_leaves_neither_the_file_nor_a_temporary(tmp_path, monkey
     with pytest.raises(OutputError, match=r"x.nii.gz: could not be written \(No space left on device\)"):
         write_image(_image(), tmp_path / "x.nii.gz")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_aligned_copy_keeps_integers_as_the_file_held_them(tmp_path):
+    from liverfusion.inference.pipeline import _like_source
+    from liverfusion.io.images import STORED_INTEGERS
+
+    integers = read_image(write_image(_image(), tmp_path / "ct.nii.gz"))
+    floats = read_image(write_image(sitk.Cast(_image(), sitk.sitkFloat32) + 0.25, tmp_path / "map.nii.gz"))
+    assert integers.HasMetaDataKey(STORED_INTEGERS) and not floats.HasMetaDataKey(STORED_INTEGERS)
+    shifted = integers + 0.4  # what resampling between voxels gives
+    rounded = _like_source(shifted, integers)
+    assert rounded.GetPixelID() == sitk.sitkInt16
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(rounded), sitk.GetArrayFromImage(_image()))
+    assert _like_source(floats + 0.4, floats).GetPixelID() == sitk.sitkFloat32
+    in_memory = sitk.Cast(_image(), sitk.sitkFloat32)  # no reader's mark: the values decide
+    assert _like_source(in_memory + 0.4, in_memory).GetPixelID() == sitk.sitkInt16

@@ -30,8 +30,10 @@ NOT_SCANS = {"SEG", "RTSTRUCT", "RTPLAN", "RTDOSE", "RTRECORD", "SR", "PR", "KO"
 MAX_LISTED = 6  # series named in one error line
 UNEVEN_SLICES = 0.1  # slice steps that differ by more than this share of their median are resampled evenly
 READ_NOTE = "LiverFusion read note"  # metadata key: what reading changed, for the run's warnings
+STORED_INTEGERS = "LiverFusion stored integers"  # metadata key, set on images whose file held integers
 UNNAMED = "unnamed"  # FOLDER@unnamed: the series with neither a number nor a UID (GDCM groups all such files)
 NIFTI1_HEADER = 348  # bytes
+INTEGER_PIXELS = {getattr(sitk, f"sitk{sign}Int{bits}") for sign in ("", "U") for bits in (8, 16, 32, 64)}
 SHEAR_TOLERANCE = 1e-3  # cosine between two voxel axes (0.06 degrees): float32 round-off passes, a shear does not
 
 # Level 1 of zlib (NRRD, MHA) or of ISA-L's gzip (NIfTI): several times faster than the default for files only a
@@ -58,7 +60,10 @@ def read_image(path: str | os.PathLike, label: bool = False) -> sitk.Image:
     if min(image.GetSize()) < 2 and not label:
         raise InputError(f"{path}: expected a 3-D image, got size {image.GetSize()} (a single slice)")
     _require_perpendicular(np.array(image.GetDirection()).reshape(3, 3), path)
+    integers = image.GetPixelID() in INTEGER_PIXELS
     image = sitk.Cast(image, sitk.sitkUInt8 if label else sitk.sitkFloat32)
+    if integers:
+        image.SetMetaData(STORED_INTEGERS, "1")
     if note:
         image.SetMetaData(READ_NOTE, note)
     return image

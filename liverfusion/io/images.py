@@ -71,53 +71,23 @@ def read_image(path: str | os.PathLike, label: bool = False) -> sitk.Image:
 
 def _read_file(path: Path) -> tuple[sitk.Image, str | None]:
     """The image, and what ITK warned of while reading it (a NIfTI's sform it did not use, say), in one line."""
-    with _unpacked(path) as plain:
-        if path.name.endswith((".nii", ".nii.gz")):
-            _check_nifti(plain, path)
-        image, said, printed = _itk_read(plain)
-    if image is None:  # MetaImage's reason is what it printed; its exception's errno is stale
-        raise InputError(f"{path}: not a readable image ({one_line(' '.join(printed) or said[-1])})")
+    if path.name.endswith((".nii", ".nii.gz")):
+        _check_nifti(path)
+    try:
+        with _itk_warnings() as said, _c_stderr() as printed:
+            image = sitk.ReadImage(str(path))
+    except RuntimeError as exc:  # MetaImage's reason is what it printed; its exception's errno is stale
+        raise InputError(f"{path}: not a readable image ({one_line(' '.join(printed) or exc)})") from None
     if image.GetDimension() == 4 and image.GetSize()[3] == 1:
         image = image[:, :, :, 0]
     return image, "; ".join(f"{path}: ITK: {text}" for text in dict.fromkeys(said)) or None
 
 
-def _itk_read(path: Path) -> tuple[sitk.Image | None, list[str], list[str]]:
-    """ITK's reading of `path`: the image (None when it failed, its error then last of its warnings), its warnings
-    and what it printed."""
-    try:
-        with _itk_warnings() as said, _c_stderr() as printed:
-            return sitk.ReadImage(str(path)), said, printed
-    except RuntimeError as exc:
-        return None, [*said, str(exc)], printed
-
-
-@contextlib.contextmanager
-def _unpacked(path: Path) -> Iterator[Path]:
-    """A gzipped NIfTI decompressed once, by ISA-L, into a temporary `.nii` (other files as they are): the length
-    check and ITK's reader then share one decompression, which zlib in ITK made 0.3 s of the 0.5 s it took to read
-    a 512x512x200 CT phase."""
-    with open(path, "rb") as raw:
-        gzipped = raw.read(2) == b"\x1f\x8b"
-    if not (gzipped and path.name.endswith(".nii.gz")):
-        yield path
-        return
-    with tempfile.TemporaryDirectory(prefix="liverfusion-") as folder:
-        plain = Path(folder) / "image.nii"
-        try:
-            with igzip.open(path, "rb") as stream, open(plain, "wb") as out:
-                shutil.copyfileobj(stream, out, 1 << 24)
-        except (EOFError, OSError) as exc:
-            raise InputError(f"{path}: truncated or damaged gzip stream ({one_line(exc)})") from None
-        yield plain
-
-
-def _check_nifti(path: Path, shown: Path) -> None:
+def _check_nifti(path: Path) -> None:
     """Refuse what ITK reads without a word: a file shorter than its header says (ITK fills the rest with zeros: a
     CT cut to its first third gave an 8.6 l liver instead of 1.9 l), and a sheared voxel grid (the sform; ITK falls
-    back to the qform or straightens it, and the image lands elsewhere: 75 mm at a far corner). `shown`: the name
-    the user gave (`path` may be its decompressed copy)."""
-    header, length = _nifti_bytes(path, shown)
+    back to the qform or straightens it, and the image lands elsewhere: 75 mm at a far corner)."""
+    header, length = _nifti_bytes(path)
     orders = {o: header[:4] == NIFTI1_HEADER.to_bytes(4, e) for o, e in (("<", "little"), (">", "big"))}
     if len(header) < NIFTI1_HEADER or not any(orders.values()) or header[344:347] != b"n+1":
         return  # NIfTI-2, a .hdr/.img pair, or not NIfTI at all: ITK judges
@@ -127,14 +97,13 @@ def _check_nifti(path: Path, shown: Path) -> None:
     offset = int(np.frombuffer(header, f"{order}f4", 1, 108)[0])
     expected = offset + int(np.prod(dims[1 : 1 + int(np.clip(dims[0], 1, 7))])) * bitpix // 8
     if length < expected:
-        raise InputError(f"{shown}: truncated: {length} of the {expected} bytes its header announces (a cut copy?)")
+        raise InputError(f"{path}: truncated: {length} of the {expected} bytes its header announces (a cut copy?)")
     if np.frombuffer(header, f"{order}i2", 1, 254)[0] > 0:  # sform_code: the sform places the image
-        _require_perpendicular(np.frombuffer(header, f"{order}f4", 12, 280).reshape(3, 4)[:, :3], shown)
+        _require_perpendicular(np.frombuffer(header, f"{order}f4", 12, 280).reshape(3, 4)[:, :3], path)
 
 
-def _nifti_bytes(path: Path, shown: Path) -> tuple[bytes, int]:
-    """The first 348 bytes of the (decompressed) file, and its (decompressed) length (a `.nii` may be gzipped
-    too: ITK reads it by its content)."""
+def _nifti_bytes(path: Path) -> tuple[bytes, int]:
+    """The first 348 bytes of the (decompressed) file, and its (decompressed) length."""
     with open(path, "rb") as raw:
         if raw.read(2) != b"\x1f\x8b":
             raw.seek(0)
@@ -146,7 +115,7 @@ def _nifti_bytes(path: Path, shown: Path) -> tuple[bytes, int]:
             while chunk := stream.read(1 << 24):
                 length += len(chunk)
     except (EOFError, OSError) as exc:
-        raise InputError(f"{shown}: truncated or damaged gzip stream ({one_line(exc)})") from None
+        raise InputError(f"{path}: truncated or damaged gzip stream ({one_line(exc)})") from None
     return header, length
 
 

@@ -119,7 +119,7 @@ def test_a_folding_deformation_falls_back_to_rigid_with_a_warning(small_ctmri, m
 def test_a_deformable_transform_resamples_through_a_faithful_field():
     """resample_to samples a B-spline composite as a 4 mm field (seconds instead of tens of seconds on a
     clinical CT); inside the grid it moves points as the B-spline does."""
-    from liverfusion.registration.align import as_field
+    from liverfusion.preprocessing import as_field
 
     reference = sitk.Image([100, 90, 40], sitk.sitkUInt8)
     reference.SetSpacing((1.5, 1.5, 3.0))

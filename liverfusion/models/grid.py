@@ -20,7 +20,6 @@ from ..networks.baselines import BaselineNet
 from ..networks.fusion import FusionNet
 from ..preprocessing import Normalisation, air_mask, bounding_box, canonical_grid, stack_channels, to_grid
 from ..progress import Reporter, silent
-from ..registration.align import as_field
 from .interface import Prediction, found_liver
 
 if TYPE_CHECKING:  # the store imports the registry, which imports this module
@@ -63,7 +62,7 @@ class GridModel:
         config = self.bundle.config
         grid = canonical_grid(images[reference], tuple(config["spacing_mm"]))
         arrays = {
-            role: to_grid(image, grid, role, _sampled(transforms.get(role), grid), self.normalisation)
+            role: to_grid(image, grid, role, transforms.get(role), self.normalisation)
             for role, image in images.items()
             if use is None or role in use
         }
@@ -103,12 +102,6 @@ class BaselineModel(GridModel):
     """A MONAI baseline of the fusion network's benchmark (`networks.baselines`): every input as a channel."""
 
     network_class = BaselineNet
-
-
-def _sampled(transform: sitk.Transform | None, grid: sitk.Image) -> sitk.Transform | None:
-    """A B-spline alignment as a displacement field over the model grid (`registration.as_field`): resampling a
-    200-slice phase onto the grid through the B-spline itself took 1.5 s, through the field 0.55 s."""
-    return None if transform is None else as_field(transform, grid)
 
 
 def embedded(pred: Prediction, box: tuple[slice, ...], shape: tuple[int, ...]) -> Prediction:

@@ -17,7 +17,7 @@ import SimpleITK as sitk
 from ..constants import CT_ROLES
 from ..errors import OverlapError, one_line
 from ..io.intensity_checks import require_range
-from ..preprocessing import covering_box
+from ..preprocessing import as_field, covering_box
 
 SAMPLING_SEED = 20261125
 MODES = ("none", "rigid", "deformable")
@@ -25,7 +25,6 @@ RIGID_SAMPLES = 20_000
 BSPLINE_SAMPLES = 20_000  # at 10 000 the sampling noise steers the B-spline: lesion errors double
 BSPLINE_ITERATIONS = 15
 SCORE_SAMPLES = 30_000
-FIELD_STEP_MM = 4.0
 
 
 @dataclass
@@ -320,18 +319,3 @@ def resample_to(moving: sitk.Image, fixed: sitk.Image, transform: sitk.Transform
     interpolator = sitk.sitkNearestNeighbor if label else sitk.sitkLinear
     default = 0.0 if label else float(np.min(sitk.GetArrayViewFromImage(moving)))
     return sitk.Resample(moving, fixed, as_field(transform, fixed), interpolator, default, moving.GetPixelID())
-
-
-def as_field(transform: sitk.Transform, reference: sitk.Image, step_mm: float = FIELD_STEP_MM) -> sitk.Transform:
-    """A B-spline composite as a displacement field sampled every few mm over the reference (a linear
-    transform is returned as it is). Resampling a 512x512x120 CT then costs a trilinear lookup per voxel
-    instead of a B-spline evaluation, seconds instead of tens of seconds; the control points are about
-    100 mm apart, so the field is a faithful copy (tested)."""
-    if transform.IsLinear():  # a composite is linear when all of its parts are
-        return transform
-    spacing = [max(step_mm, s) for s in reference.GetSpacing()]
-    size = [int(np.ceil(n * s / c)) + 2 for n, s, c in zip(reference.GetSize(), reference.GetSpacing(), spacing)]
-    field_ = sitk.TransformToDisplacementField(
-        transform, sitk.sitkVectorFloat64, size, reference.GetOrigin(), spacing, reference.GetDirection()
-    )
-    return sitk.DisplacementFieldTransform(field_)
